@@ -1,0 +1,118 @@
+"""Side-by-side harness: every method scores the same standardised features in one process.
+
+A scorer maps features (B x C x h x w) to {score name: B image scores, "map": B x h x w}. For each we
+measure the metrics, `score_images_per_second` (cached features -> score) and `images_per_second`
+(decoded image -> backbone -> score, on a fixed subset), next to the backbone alone (the floor).
+"""
+import time
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import scoring
+from .baselines import KNN, PaDiM, map_to_image_score, reconstruction_map
+from .cache import decode
+from .diffusion import invert, make_grid
+from .metrics import METRIC_NAMES, all_metrics
+from .standardize import standardize
+
+
+def invad_scorer(model, steps, grid, z_val, batch_size=64):
+    """InvAD: invert in S steps, then NLL, Diff, and their combination normalised on validation normals."""
+    points = make_grid(steps, grid)
+
+    def raw(z):
+        return scoring.raw_scores(torch.cat([invert(model, z[i:i + batch_size], points)
+                                             for i in range(0, len(z), batch_size)]))
+    norm = scoring.Normalizer.fit(raw(z_val))
+
+    def f(z):
+        s = raw(z)
+        return {"nll": s["nll"], "diff": s["diff"], "combined": norm.combined(s), "map": s["map"]}
+    return f
+
+
+def map_scorer(map_fn, batch_size=64):
+    def f(z):
+        maps = torch.cat([map_fn(z[i:i + batch_size]) for i in range(0, len(z), batch_size)])
+        return {"max": map_to_image_score(maps), "map": maps}
+    return f
+
+
+def timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
+
+
+def end_to_end_ips(run, images, scorer, batch_size):
+    """images/s from decoded images: backbone + standardise + scorer (scorer=None: backbone alone)."""
+    def go():
+        for i in range(0, len(images), batch_size):
+            z = run.extractor(images[i:i + batch_size])
+            if scorer is not None:
+                scorer(standardize(z, run.stats))
+    go() if scorer is None else None  # warm-up once for the backbone
+    return len(images) / timed(go)[1]
+
+
+def method_rows(name, out, labels, masks, image_size, extra):
+    pix = scoring.pixel_map(out["map"], image_size).numpy() if masks is not None else None
+    rows = []
+    for key, scores in out.items():
+        if key == "map":
+            continue
+        m = all_metrics(labels, scores, masks, pix)
+        row = {"name": name, **extra, **({"score": key} if key != "max" else {})}
+        row.update({k: m[k] for k in METRIC_NAMES}, mad=m["mad"])
+        rows.append(row)
+    return rows
+
+
+def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3), (0.3, 3), (0.1, 10), (0.3, 10)),
+            batch_size=32, n_timing=64, progress=True):
+    """All methods on the run's features of `data`; returns the JSON-ready report."""
+    z_train, _ = run.features(data.train, "train features")
+    z_val, _ = run.features(data.val, "val features")
+    z_test, test = run.features(data.test, "test features")
+    labels = np.array([s.label for s in test])
+    masks = None
+    if data.has_masks:
+        from .data import load_mask
+        masks = np.stack([load_mask(s.mask, s.path, run.cfg.image_size).numpy() if s.mask else
+                          np.zeros((run.cfg.image_size,) * 2, bool) for s in test])
+    images, _ = decode(test[:n_timing], run.cfg.image_size)
+    torch.manual_seed(run.cfg.seed)
+    untrained = type(run.model).from_config(run.model.config).eval()
+    methods = [(f"invad S={s}", invad_scorer(run.model, s, grid, z_val), dict(steps=s, grid=grid, nfe=s))
+               for s in steps_list]
+    methods.append(("invad untrained S=3", invad_scorer(untrained, 3, grid, z_val), dict(steps=3, grid=grid, nfe=3)))
+    methods += [(f"reconstruction r={r} K={k}", map_scorer(lambda z, r=r, k=k: reconstruction_map(run.model, z, r, k)),
+                 dict(steps=k, nfe=k, r=r)) for r, k in recon]
+    methods.append(("padim", map_scorer(PaDiM().fit(z_train).map), dict(nfe=0)))
+    methods.append(("knn", map_scorer(KNN(seed=run.cfg.seed).fit(z_train).map), dict(nfe=0)))
+    common = dict(batch_size=batch_size, device="cpu")
+    report = {"data": data.spec, "run": str(run.path), "n_train": len(z_train), "n_val": len(z_val),
+              "n_test": len(test), "n_anomalous": int(labels.sum()), "seed": run.cfg.seed,
+              "backbone": run.cfg.backbone, "model": run.cfg.model,
+              "backbone_images_per_second": end_to_end_ips(run, images, None, batch_size), "methods": []}
+    for name, scorer, extra in tqdm(methods, desc="compare", disable=not progress):
+        out, seconds = timed(scorer, z_test)
+        speed = {"images_per_second": end_to_end_ips(run, images, scorer, batch_size),
+                 "score_images_per_second": len(z_test) / seconds, **common}
+        report["methods"] += [{**r, **speed} for r in method_rows(name, out, labels, masks, run.cfg.image_size, extra)]
+    return report
+
+
+def format_table(report) -> str:
+    cols = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "aupro", "mad", "nfe",
+            "score_images_per_second", "images_per_second"]
+    head = f"{'method':<28} {'score':<9}" + "".join(f"{c.replace('_per_second', '/s')[:13]:>14}" for c in cols)
+    lines = [f"{report['data']}: {report['n_train']} train, {report['n_test']} test ({report['n_anomalous']} anomalous); "
+             f"backbone alone {report['backbone_images_per_second']:.1f} images/s", head]
+    for m in report["methods"]:
+        cells = "".join(f"{'-' if m.get(c) is None else (f'{m[c]:.3f}' if isinstance(m[c], float) else m[c]):>14}"
+                        for c in cols)
+        lines.append(f"{m['name']:<28} {m.get('score', ''):<9}" + cells)
+    return "\n".join(lines)

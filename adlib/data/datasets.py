@@ -1,0 +1,124 @@
+"""Datasets as lists of samples: MVTec-AD-layout folders and the embedded ELPV solar cells.
+
+MVTec layout: <cat>/train/good, [<cat>/val/good], <cat>/test/good, <cat>/test/<defect>,
+[<cat>/ground_truth/<defect>/<stem>_mask.png]. `good` is normal; masks pair with images by stem.
+ELPV (Buerhop-Lutz et al. 2018, Deitsch et al. 2019; CC BY-NC-SA 4.0): one category per cell type,
+normal = defect probability 0, anomalous = 1; the normals are split 70/10/20 by a seeded permutation.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import AdlibError
+from .images import IMAGE_SUFFIXES, list_images
+
+ELPV_LICENSE = ("ELPV solar-cell images, CC BY-NC-SA 4.0: Buerhop-Lutz et al. 2018; Deitsch et al. 2019 "
+                "(https://github.com/zae-bayern/elpv-dataset)")
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str
+    label: int  # 0 normal, 1 anomalous
+    defect: str = "good"
+    mask: Optional[str] = None
+
+
+@dataclass
+class Dataset:
+    spec: str
+    train: list
+    val: list
+    test: list
+    has_masks: bool
+    info: dict = field(default_factory=dict)
+
+    def split_record(self) -> dict:
+        """Which file went where: saved with every run."""
+        return {"spec": self.spec, **self.info,
+                **{k: [s.path for s in getattr(self, k)] for k in ("train", "val", "test")}}
+
+
+def _split(items: list, fractions, seed: int) -> list:
+    """Seeded permutation cut into consecutive parts with the given fractions (last takes the rest)."""
+    order = np.random.default_rng(seed).permutation(len(items))
+    cuts = np.round(np.cumsum(fractions)[:-1] * len(items)).astype(int)
+    return [[items[i] for i in sorted(part)] for part in np.split(order, cuts)]
+
+
+def load_elpv(cell_type: str, split_seed: int = 0, include_uncertain: bool = False) -> Dataset:
+    import elpv_dataset
+    root = Path(elpv_dataset.__file__).parent / "data"
+    names, probs, types = [], [], []
+    for line in (root / "labels.csv").read_text().splitlines():
+        name, prob, kind = line.split()
+        names.append(name), probs.append(float(prob)), types.append(kind)
+    train, val, test = [], [], []
+    for kind in (("mono", "poly") if cell_type == "all" else (cell_type,)):
+        rows = [(n, p) for n, p, k in zip(names, probs, types) if k == kind]
+        normal = [Sample(str(root / n), 0) for n, p in rows if p == 0]
+        bad = [Sample(str(root / n), 1, f"p={p:.2f}") for n, p in rows if p == 1 or (include_uncertain and p > 0)]
+        tr, va, te = _split(normal, (0.7, 0.1, 0.2), split_seed)
+        train += tr; val += va; test += te + bad
+    info = {"license": ELPV_LICENSE, "split_seed": split_seed, "protocol": "normal p=0, anomalous p=1, 70/10/20"}
+    return Dataset(f"elpv:{cell_type}", train, val, test, has_masks=False, info=info)
+
+
+def _find_mask(gt: Path, defect: str, stem: str) -> Optional[Path]:
+    for name in (f"{stem}_mask", stem):
+        for suffix in IMAGE_SUFFIXES:
+            if (p := gt / defect / (name + suffix)).is_file():
+                return p
+    return None
+
+
+def load_mvtec(folder, split_seed: int = 0, val_fraction: float = 0.1) -> Dataset:
+    root = Path(folder)
+    good = root / "train" / "good"
+    if not good.is_dir() or not (train := list_images(good)):
+        raise AdlibError(f"{good} is missing or has no images: a category folder needs normal training "
+                         f"images in train/good (MVTec layout, see README)")
+    explicit_val = (root / "val" / "good").is_dir() and bool(list_images(root / "val" / "good"))
+    if explicit_val:
+        val = list_images(root / "val" / "good")
+    else:
+        if len(train) < 2:
+            raise AdlibError(f"{good} has one image: at least 2 are needed to hold one out for validation")
+        n_val = max(1, int(round(val_fraction * len(train))))
+        train, val = _split(train, (1 - n_val / len(train), n_val / len(train)), split_seed)
+    test_dir, gt = root / "test", root / "ground_truth"
+    if not test_dir.is_dir():
+        raise AdlibError(f"{test_dir} is missing: a category folder needs test/good and test/<defect> folders")
+    has_masks = gt.is_dir()
+    test = []
+    for d in sorted(p for p in test_dir.iterdir() if p.is_dir()):
+        for img in list_images(d):
+            if d.name == "good":
+                test.append(Sample(str(img), 0))
+                continue
+            mask = _find_mask(gt, d.name, img.stem) if has_masks else None
+            if has_masks and mask is None:
+                raise AdlibError(f"anomalous image {img} has no mask {gt / d.name / (img.stem + '_mask.png')} while "
+                                 f"other images have masks: add it, or remove {gt} for image-level metrics only")
+            test.append(Sample(str(img), 1, d.name, str(mask) if mask else None))
+    if not any(s.label == 0 for s in test) or not any(s.label == 1 for s in test):
+        raise AdlibError(f"{test_dir} needs both test/good and at least one test/<defect> folder with images")
+    info = {"split_seed": split_seed, "val": "val/good" if explicit_val else f"{val_fraction:.0%} of train/good"}
+    train, val = [Sample(str(p), 0) for p in train], [Sample(str(p), 0) for p in val]
+    return Dataset(str(root), train, val, test, has_masks, info)
+
+
+def load_spec(spec: str, split_seed: int = 0) -> Dataset:
+    """SPEC: `elpv:mono|poly|all`, `mvtec:PATH_TO_CATEGORY`, or a path to a category folder."""
+    if spec.startswith("elpv:"):
+        kind = spec.split(":", 1)[1]
+        if kind not in ("mono", "poly", "all"):
+            raise AdlibError(f"unknown --data {spec!r}: ELPV categories are elpv:mono, elpv:poly, elpv:all")
+        return load_elpv(kind, split_seed)
+    path = spec.split(":", 1)[1] if spec.startswith("mvtec:") else spec
+    if not Path(path).is_dir():
+        raise AdlibError(f"unknown --data {spec!r}: use elpv:mono|poly|all, mvtec:PATH_TO_CATEGORY, "
+                         f"or the path of an existing category folder")
+    return load_mvtec(path, split_seed)

@@ -1,0 +1,111 @@
+"""A run directory: train one into being, or load one to score images.
+
+RUN/config.json  the RunConfig          RUN/split.json   which file went where
+RUN/stats.safetensors  standardisation  RUN/model, RUN/ema  eps-networks (save_pretrained)
+RUN/loss.csv     iteration,loss,lr      RUN/checkpoint.pt  the resumable training state
+RUN/calibration.json  min-max and threshold fitted on normal validation images
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from . import scoring
+from .cache import atomic_save, extract
+from .config import RunConfig
+from .data import load_spec
+from .diffusion import invert, make_grid
+from .errors import AdlibError
+from .features import FeatureExtractor
+from .models import load_model
+from .standardize import fit_stats, standardize
+from .train import atomic_save_pretrained, fit, lr_lambda, pick_device
+
+
+def _write_json(path: Path, obj):
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+class Run:
+    """A trained run: features -> standardise -> DDIM inversion -> scores."""
+
+    def __init__(self, path, weights: str = "ema"):
+        self.path = Path(path)
+        self.cfg = RunConfig.load(self.path / "config.json")
+        if not (self.path / weights / "config.json").is_file():
+            raise AdlibError(f"{self.path / weights} is missing: the run did not finish; "
+                             f"continue it with `adlib train --data {self.cfg.data} --out {self.path} --resume`")
+        self.model = load_model(self.path / weights).eval()
+        self.stats = load_file(self.path / "stats.safetensors")
+        self._extractor = None
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        if self._extractor is None:
+            self._extractor = FeatureExtractor(self.cfg.backbone, self.cfg.image_size)
+        return self._extractor
+
+    def features(self, samples, desc="features", skip_bad=False):
+        """Standardised features of the samples (cached) and the samples kept."""
+        z, kept = extract(self.extractor, samples, desc=desc, skip_bad=skip_bad)
+        return standardize(z, self.stats), kept
+
+    def invert(self, z, steps=None, grid=None, batch_size=64, trajectory=False):
+        points = make_grid(steps or self.cfg.steps, grid or self.cfg.grid)
+        outs = [invert(self.model, z[i:i + batch_size], points, trajectory) for i in range(0, len(z), batch_size)]
+        if not trajectory:
+            return torch.cat(outs)
+        return outs[0][0] if len(outs) == 1 else torch.cat([o[0] for o in outs]), \
+            [torch.cat([o[1][k] for o in outs]) for k in range(len(points))]
+
+    def scores(self, z, steps=None, grid=None) -> dict:
+        """nll, diff (numpy) and the norm map (B x h x w) of the inverted latents."""
+        return scoring.raw_scores(self.invert(z, steps, grid))
+
+
+def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, skip_bad: bool = False) -> Run:
+    out = Path(out)
+    if (out / "config.json").is_file():
+        if not resume:
+            raise AdlibError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
+        RunConfig.load(out / "config.json").check_matches(cfg, out)
+    pick_device(cfg.device)  # fail early on --device cuda without CUDA
+    data = load_spec(cfg.data, cfg.split_seed)
+    extractor = FeatureExtractor(cfg.backbone, cfg.image_size)
+    z_train, train = extract(extractor, data.train, desc="train features", skip_bad=skip_bad)
+    z_val, val = extract(extractor, data.val, desc="val features", skip_bad=skip_bad)
+    stats = fit_stats(z_train, cfg.standardize)
+    out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be good
+    atomic_save({k: v.contiguous() for k, v in stats.items()}, out / "stats.safetensors")
+    cfg.save(out / "config.json")
+    record = data.split_record()
+    record["skipped"] = len(data.train) + len(data.val) - len(train) - len(val)
+    _write_json(out / "split.json", record)
+    raw, ema, losses, acc = fit(cfg, standardize(z_train, stats), out, resume=resume, progress=progress)
+    if acc.is_main_process:
+        atomic_save_pretrained(raw, out / "model")
+        atomic_save_pretrained(ema, out / "ema")
+        lr = [cfg.lr * lr_lambda(cfg)(i) for i in range(len(losses))]
+        (out / "loss.csv").write_text("iter,loss,lr\n" + "".join(
+            f"{i + 1},{l:.6f},{r:.3e}\n" for i, (l, r) in enumerate(zip(losses, lr))))
+    acc.wait_for_everyone()
+    run = Run(out)
+    if acc.is_main_process:
+        calibrate(run, standardize(z_val, stats))
+    return run
+
+
+def calibrate(run: Run, z_val, fpr: float = 0.05) -> dict:
+    """Fit the combined score's min-max and a threshold at `fpr` on normal validation features."""
+    s = run.scores(z_val)
+    norm = scoring.Normalizer.fit(s)
+    score = scoring.image_score(s, run.cfg.score, norm)
+    cal = {"steps": run.cfg.steps, "grid": run.cfg.grid, "score": run.cfg.score, "normalizer": norm.to_dict(),
+           "fpr": fpr, "threshold": scoring.calibrate_threshold(score, fpr), "n_val": int(len(z_val)),
+           "val_scores": [float(v) for v in np.asarray(score)]}
+    _write_json(run.path / "calibration.json", cal)
+    return cal

@@ -1,0 +1,81 @@
+"""Anomaly scores read from the inverted latent x_T in R^{C x h x w} (no reconstruction).
+
+NLL  = -log N(x_T; 0, I) = 1/2 sum x_T^2 + 1/2 C h w log(2 pi)
+A    = per-position norm map, A[i, j] = || x_T[:, i, j] ||_2; pixel map = A upsampled bilinearly
+Diff = max A - min A                  (anomalies are local: they stretch the spread of the map)
+combined = minmax(NLL) + minmax(Diff), the min-max fitted on normal validation images by default
+           (`fit_normalizer(val)`), or on the test set itself to reproduce the paper (transductive).
+"""
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SCORES = ("nll", "diff", "combined")
+
+
+def nll(x: torch.Tensor) -> torch.Tensor:
+    """Exact negative log-density of each latent under N(0, I), in nats: B x C x h x w -> B."""
+    d = x[0].numel()
+    return 0.5 * x.double().flatten(1).pow(2).sum(1) + 0.5 * d * math.log(2 * math.pi)
+
+
+def norm_map(x: torch.Tensor) -> torch.Tensor:
+    """B x C x h x w -> B x h x w, the L2 norm of the latent at each position."""
+    return x.double().norm(dim=1)
+
+
+def diff(amap: torch.Tensor) -> torch.Tensor:
+    """Spread of a norm map: max - min over positions, B x h x w -> B."""
+    flat = amap.flatten(1)
+    return flat.max(1).values - flat.min(1).values
+
+
+def pixel_map(amap: torch.Tensor, size: int) -> torch.Tensor:
+    """B x h x w -> B x size x size, bilinear."""
+    return F.interpolate(amap[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+
+
+def raw_scores(x: torch.Tensor) -> dict:
+    """The per-image numbers everything else is built from."""
+    amap = norm_map(x)
+    return {"nll": nll(x).numpy(), "diff": diff(amap).numpy(), "map": amap.float()}
+
+
+@dataclass
+class Normalizer:
+    """Min-max of NLL and Diff; `combined` = their normalised sum."""
+    nll_min: float
+    nll_max: float
+    diff_min: float
+    diff_max: float
+
+    @classmethod
+    def fit(cls, scores: dict) -> "Normalizer":
+        n, d = np.asarray(scores["nll"]), np.asarray(scores["diff"])
+        return cls(float(n.min()), float(n.max()), float(d.min()), float(d.max()))
+
+    def combined(self, scores: dict) -> np.ndarray:
+        eps = 1e-12
+        n = (np.asarray(scores["nll"]) - self.nll_min) / max(self.nll_max - self.nll_min, eps)
+        d = (np.asarray(scores["diff"]) - self.diff_min) / max(self.diff_max - self.diff_min, eps)
+        return n + d
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def image_score(scores: dict, kind: str, normalizer: Normalizer = None) -> np.ndarray:
+    """One number per image: `nll`, `diff` or `combined` (needs a normalizer)."""
+    if kind == "combined":
+        return normalizer.combined(scores)
+    if kind not in SCORES:
+        raise ValueError(f"unknown score {kind!r}: use one of {SCORES}")
+    return np.asarray(scores[kind])
+
+
+def calibrate_threshold(normal_scores, fpr: float = 0.05) -> float:
+    """Threshold with the given false-positive rate on normal images: their (1 - fpr) quantile."""
+    return float(np.quantile(np.asarray(normal_scores), 1.0 - fpr))

@@ -1,0 +1,112 @@
+"""Training loop: DDPM eps-prediction on (standardised) features of normal images.
+
+AdamW, linear warm-up then cosine decay, grad-norm clipping, EMA weights (used for scoring).
+Runs under `accelerate launch` for several GPUs/processes (DDP; only the main process writes) and
+in plain Python on one device. Checkpoints are atomic; `resume=True` continues bit-identically on CPU.
+"""
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from .diffusion import training_loss
+from .errors import AdlibError
+from .models import build_model
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def lr_lambda(cfg):
+    """Multiplier on cfg.lr at iteration i: min_lr -> lr linearly, then cosine back to min_lr."""
+    warm, floor = max(1, int(cfg.warmup * cfg.iters)), cfg.min_lr / cfg.lr
+
+    def f(i):
+        if i < warm:
+            return floor + (1 - floor) * i / warm
+        progress = (i - warm) / max(1, cfg.iters - warm)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return f
+
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise AdlibError("--device cuda was asked but torch sees no CUDA GPU: use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise AdlibError(f"unknown --device {device!r}: choose auto, cpu or cuda")
+    return device
+
+
+def atomic_torch_save(obj, path: Path):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_save_pretrained(model, path: Path):
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    model.save_pretrained(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def fit(cfg, z: torch.Tensor, out: Path, resume: bool = False, progress: bool = True):
+    """Train an eps-network on features z (N x C x h x w, already standardised); returns (raw, ema, losses)."""
+    from accelerate import Accelerator
+
+    device = pick_device(cfg.device)
+    acc = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if device == "cuda" else "no")
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, z.shape[1], z.shape[-1], **cfg.model_kwargs)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    ema = EMAModel(model.parameters(), decay=cfg.ema_decay)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + acc.process_index)  # batches and noise
+    start, losses = 0, []
+    ckpt = out / CHECKPOINT
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"]), ema.load_state_dict(state["ema"])
+        gen.set_state(state["gen"][acc.process_index] if isinstance(state["gen"], list) else state["gen"])
+        start, losses = state["iter"], state["losses"]
+    model, opt = acc.prepare(model, opt)
+    ema.to(acc.device)
+    z = z.to(acc.device)
+    bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, desc="train",
+               disable=not (progress and acc.is_main_process))
+    for i in bar:
+        idx = torch.randint(0, z.shape[0], (cfg.batch_size,), generator=gen)
+        with acc.autocast():
+            loss = training_loss(model, z[idx.to(z.device)], gen)
+        opt.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step(), sched.step()
+        ema.step(acc.unwrap_model(model).parameters())
+        losses.append(acc.gather(loss.detach()[None]).mean().item())
+        bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        if (i + 1) % cfg.checkpoint_every == 0 or i + 1 == cfg.iters:
+            gens = acc.gather(torch.as_tensor(gen.get_state())[None]) if acc.num_processes > 1 else gen.get_state()
+            state = {"model": acc.unwrap_model(model).state_dict(), "opt": opt.state_dict(),
+                     "sched": sched.state_dict(), "ema": ema.state_dict(), "iter": i + 1, "losses": losses,
+                     "gen": list(gens) if acc.num_processes > 1 else gens}
+            if acc.is_main_process:
+                atomic_torch_save(state, ckpt)
+    raw = acc.unwrap_model(model).to("cpu").float()
+    ema_model = build_model(cfg.model, z.shape[1], z.shape[-1], **cfg.model_kwargs)
+    ema.to("cpu")
+    ema.copy_to(ema_model.parameters())
+    return raw.eval(), ema_model.eval(), losses, acc

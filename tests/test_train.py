@@ -1,0 +1,60 @@
+"""Training: seeded determinism on CPU, resume after an interruption gives the uninterrupted result."""
+import pytest
+import torch
+
+import adlib.train as train_mod
+from adlib.config import RunConfig
+from adlib.train import CHECKPOINT, fit, lr_lambda
+
+Z = torch.randn(20, 8, 4, 4, generator=torch.Generator().manual_seed(0))
+
+
+def cfg(**kw):
+    base = dict(iters=12, batch_size=4, checkpoint_every=4, model_kwargs=dict(hidden=16, depth=1), device="cpu")
+    return RunConfig(**{**base, **kw})
+
+
+def weights(m):
+    return torch.cat([p.detach().flatten() for p in m.parameters()])
+
+
+def test_seeded_runs_are_identical(tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    raw1, ema1, l1, _ = fit(cfg(), Z, tmp_path / "a", progress=False)
+    raw2, ema2, l2, _ = fit(cfg(), Z, tmp_path / "b", progress=False)
+    assert l1 == l2 and torch.equal(weights(raw1), weights(raw2)) and torch.equal(weights(ema1), weights(ema2))
+    raw3, _, l3, _ = fit(cfg(seed=1), Z, tmp_path / "b", progress=False)
+    assert l3 != l1
+
+
+def test_loss_decreases(tmp_path):
+    _, _, losses, _ = fit(cfg(iters=150, lr=3e-3, checkpoint_every=1000), Z, tmp_path, progress=False)
+    assert sum(losses[-20:]) / 20 < 0.9 * sum(losses[:20]) / 20
+
+
+def test_resume_after_interruption_matches(tmp_path, monkeypatch):
+    (tmp_path / "full").mkdir(), (tmp_path / "cut").mkdir()
+    raw_full, ema_full, l_full, _ = fit(cfg(), Z, tmp_path / "full", progress=False)
+    real_loss, calls = train_mod.training_loss, {"n": 0}
+
+    def dies_at_iteration_7(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return real_loss(*a, **k)
+    monkeypatch.setattr(train_mod, "training_loss", dies_at_iteration_7)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg(), Z, tmp_path / "cut", progress=False)
+    assert torch.load(tmp_path / "cut" / CHECKPOINT, weights_only=False)["iter"] == 4
+    assert not list((tmp_path / "cut").glob("*.tmp"))  # atomic writes leave no temp files
+    monkeypatch.setattr(train_mod, "training_loss", real_loss)
+    raw, ema, losses, _ = fit(cfg(), Z, tmp_path / "cut", resume=True, progress=False)
+    assert losses == l_full
+    assert torch.equal(weights(raw), weights(raw_full)) and torch.equal(weights(ema), weights(ema_full))
+
+
+def test_lr_schedule_warms_up_then_decays():
+    c = RunConfig(iters=100, lr=1e-3, min_lr=1e-6, warmup=0.1)
+    f = lr_lambda(c)
+    assert f(0) == pytest.approx(1e-3) and f(10) == pytest.approx(1.0) and f(99) < 0.01
+    assert all(f(i) <= f(10) for i in range(100))
