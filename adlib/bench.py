@@ -47,14 +47,16 @@ def timed(fn, *args):
 
 
 def end_to_end_ips(run, images, scorer, batch_size):
-    """images/s from decoded images: backbone + standardise + scorer (scorer=None: backbone alone)."""
-    def go():
-        for i in range(0, len(images), batch_size):
-            z = run.extractor(images[i:i + batch_size])
+    """images/s from decoded images: backbone + standardise + scorer (scorer=None: the backbone alone).
+
+    One batch is run first as a warm-up and not timed."""
+    def go(imgs):
+        for i in range(0, len(imgs), batch_size):
+            z = run.extractor(imgs[i:i + batch_size])
             if scorer is not None:
                 scorer(standardize(z, run.stats))
-    go() if scorer is None else None  # warm-up once for the backbone
-    return len(images) / timed(go)[1]
+    go(images[:batch_size])
+    return len(images) / timed(go, images)[1]
 
 
 def method_rows(name, out, labels, masks, image_size, extra):

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .data.images import load_image
 from .errors import AdlibError
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 
 
 def cache_dir() -> Path:

@@ -55,10 +55,12 @@ def _config(a):
 
 def cmd_train(a):
     from .run import train_run
+    from accelerate import PartialState
     run = train_run(_config(a), a.out, resume=a.resume, skip_bad=a.skip_bad)
-    cal = json.loads((run.path / "calibration.json").read_text())
-    print(f"trained {run.cfg.model} on {run.cfg.data}: {run.path} (threshold {cal['threshold']:.4g} "
-          f"at {cal['fpr']:.0%} FPR on {cal['n_val']} normal validation images)")
+    if PartialState().is_main_process:
+        cal = json.loads((run.path / "calibration.json").read_text())
+        print(f"trained {run.cfg.model} on {run.cfg.data} ({run.num_processes} process(es)): {run.path} "
+              f"(threshold {cal['threshold']:.4g} at {cal['fpr']:.0%} FPR on {cal['n_val']} normal validation images)")
 
 
 def _print_report(report, json_path):
@@ -103,6 +105,19 @@ def cmd_compare(a):
     _print_report(compare(run, load_spec(a.data, run.cfg.split_seed), steps, a.grid), a.json)
 
 
+def cmd_select(a):
+    from .evaluate import write_json
+    from .select import select_run
+    steps = [int(s) for s in a.steps.split(",")]
+    _check_steps(steps, a.grid)
+    result = select_run(a.run_dir, steps, (a.grid,))
+    for r in result["ranking"][:10]:
+        print(f"{r['synthetic_auroc']:.3f}  {r['weights']:<24} S={r['steps']:<3} {r['grid']:<9} {r['score']}")
+    c = result["chosen"]
+    print(f"chosen without labels: --weights {c['weights']} --steps {c['steps']} --grid {c['grid']} --score {c['score']}")
+    write_json(result, a.json or Path(a.run_dir) / "selection.json")
+
+
 def cmd_make_mini(a):
     from .data.mini import make_mini_mvtec
     path = make_mini_mvtec(a.path, seed=a.seed, size=a.size, overwrite=a.overwrite)
@@ -123,7 +138,7 @@ def parser():
     e.add_argument("--grid", choices=["paper", "reference"])
     e.add_argument("--score", choices=["nll", "diff", "combined"])
     e.add_argument("--transductive", action="store_true", help="fit the combined min-max on the test set (paper)")
-    e.add_argument("--weights", default="ema", choices=["ema", "model"])
+    e.add_argument("--weights", default="ema", help="ema (default), model (raw), or snapshots/iter_NNNNNN")
     e.add_argument("--skip-bad", action="store_true")
     e.add_argument("--json", help="write the report here")
     e.set_defaults(fn=cmd_evaluate)
@@ -133,6 +148,12 @@ def parser():
     c.add_argument("--grid", default="paper", choices=["paper", "reference"])
     c.add_argument("--json", help="write the report here")
     c.set_defaults(fn=cmd_compare)
+    s = sub.add_parser("select", help="choose S, score and weights without labels (synthetic anomalies on validation)")
+    s.add_argument("run_dir")
+    s.add_argument("--steps", default="1,2,3,5", help="comma-separated S values to consider")
+    s.add_argument("--grid", default="paper", choices=["paper", "reference"])
+    s.add_argument("--json", help="write the ranking here (default RUN_DIR/selection.json)")
+    s.set_defaults(fn=cmd_select)
     m = sub.add_parser("make-mini-mvtec", help="write a small generated MVTec-layout category with masks")
     m.add_argument("path")
     m.add_argument("--seed", type=int, default=0)

@@ -26,7 +26,9 @@ class RunConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
+    t_focus: float = 0.0             # fraction of t drawn from the inversion grid's timesteps (S = 1, 2, 3, 5)
     checkpoint_every: int = 250
+    snapshots: bool = True           # keep EMA weights at each checkpoint in RUN/snapshots (for `adlib select`)
     seed: int = 0
     device: str = "auto"             # auto | cpu | cuda
     # scoring defaults, used by evaluate when no option overrides them

@@ -15,6 +15,11 @@ T = 1000
 GRIDS = ("paper", "reference")
 
 
+def eval_timesteps(steps=(1, 2, 3, 5), grid="paper") -> list:
+    """The timesteps at which inversion with these S evaluates eps (all points but the landing one)."""
+    return sorted({t for s in steps for t in make_grid(s, grid)[:-1]})
+
+
 def alphas_cumprod(num_steps: int = T, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
     """abar_0..abar_{T-1} in float64, plus abar_T = 0 appended (the reference grid's landing point)."""
     betas = np.linspace(beta_start, beta_end, num_steps, dtype=np.float64)
@@ -93,8 +98,18 @@ def add_noise(z: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Te
     return a.sqrt() * z + (1 - a).sqrt() * noise
 
 
-def training_loss(model, z: torch.Tensor, generator: torch.Generator = None) -> torch.Tensor:
-    """epsilon-prediction MSE with t ~ U{0..T-1}: E || eps - eps_theta(x_t, t) ||^2."""
-    t = torch.randint(0, T, (z.shape[0],), generator=generator, device="cpu").to(z.device)
+def training_loss(model, z: torch.Tensor, generator: torch.Generator = None, focus_t=None,
+                  focus: float = 0.0) -> torch.Tensor:
+    """epsilon-prediction MSE, E || eps - eps_theta(x_t, t) ||^2, with t ~ U{0..T-1}.
+
+    focus > 0 draws that fraction of the batch's t from `focus_t` instead (the timesteps where
+    inversion evaluates eps), so a short training run learns eps best where it is used.
+    """
+    t = torch.randint(0, T, (z.shape[0],), generator=generator, device="cpu")
+    if focus > 0 and focus_t is not None:
+        pick = torch.rand(z.shape[0], generator=generator) < focus
+        choice = torch.as_tensor(focus_t)[torch.randint(0, len(focus_t), (z.shape[0],), generator=generator)]
+        t = torch.where(pick, choice, t)
+    t = t.to(z.device)
     noise = torch.randn(z.shape, generator=generator, device="cpu").to(z.device, z.dtype)
     return F.mse_loss(model(add_noise(z, t, noise), t).float(), noise.float())

@@ -36,6 +36,10 @@ class Run:
     def __init__(self, path, weights: str = "ema"):
         self.path = Path(path)
         self.cfg = RunConfig.load(self.path / "config.json")
+        if weights not in ("ema", "model") and not (self.path / weights / "config.json").is_file():
+            snaps = ", ".join(p.relative_to(self.path).as_posix() for p in sorted(self.path.glob("snapshots/iter_*")))
+            raise AdlibError(f"--weights {weights}: no such weights in {self.path}; use ema, model"
+                             + (f" or one of {snaps}" if snaps else ""))
         if not (self.path / weights / "config.json").is_file():
             raise AdlibError(f"{self.path / weights} is missing: the run did not finish; "
                              f"continue it with `adlib train --data {self.cfg.data} --out {self.path} --resume`")
@@ -68,33 +72,40 @@ class Run:
 
 
 def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, skip_bad: bool = False) -> Run:
+    """Features -> standardisation -> training -> RUN/; under `accelerate launch` only the main process writes."""
+    from accelerate import PartialState
     out = Path(out)
     if (out / "config.json").is_file():
         if not resume:
             raise AdlibError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
         RunConfig.load(out / "config.json").check_matches(cfg, out)
-    pick_device(cfg.device)  # fail early on --device cuda without CUDA
+    state = PartialState(cpu=pick_device(cfg.device) == "cpu")  # fails early on --device cuda without CUDA
     data = load_spec(cfg.data, cfg.split_seed)
     extractor = FeatureExtractor(cfg.backbone, cfg.image_size)
-    z_train, train = extract(extractor, data.train, desc="train features", skip_bad=skip_bad)
-    z_val, val = extract(extractor, data.val, desc="val features", skip_bad=skip_bad)
+    with state.main_process_first():  # the main process fills the feature cache, the others read it
+        z_train, train = extract(extractor, data.train, desc="train features", skip_bad=skip_bad)
+        z_val, val = extract(extractor, data.val, desc="val features", skip_bad=skip_bad)
     stats = fit_stats(z_train, cfg.standardize)
-    out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be good
-    atomic_save({k: v.contiguous() for k, v in stats.items()}, out / "stats.safetensors")
-    cfg.save(out / "config.json")
-    record = data.split_record()
-    record["skipped"] = len(data.train) + len(data.val) - len(train) - len(val)
-    _write_json(out / "split.json", record)
-    raw, ema, losses, acc = fit(cfg, standardize(z_train, stats), out, resume=resume, progress=progress)
-    if acc.is_main_process:
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be good
+        atomic_save({k: v.contiguous() for k, v in stats.items()}, out / "stats.safetensors")
+        cfg.save(out / "config.json")
+        record = data.split_record()
+        record["skipped"] = len(data.train) + len(data.val) - len(train) - len(val)
+        _write_json(out / "split.json", record)
+    state.wait_for_everyone()
+    raw, ema, losses, _ = fit(cfg, standardize(z_train, stats), out, resume=resume, progress=progress)
+    if state.is_main_process:
         atomic_save_pretrained(raw, out / "model")
         atomic_save_pretrained(ema, out / "ema")
         lr = [cfg.lr * lr_lambda(cfg)(i) for i in range(len(losses))]
-        (out / "loss.csv").write_text("iter,loss,lr\n" + "".join(
-            f"{i + 1},{l:.6f},{r:.3e}\n" for i, (l, r) in enumerate(zip(losses, lr))))
-    acc.wait_for_everyone()
+        tmp = out / "loss.csv.tmp"
+        tmp.write_text("iter,loss,lr\n" + "".join(f"{i + 1},{l:.6f},{r:.3e}\n" for i, (l, r) in enumerate(zip(losses, lr))))
+        tmp.replace(out / "loss.csv")
+    state.wait_for_everyone()
     run = Run(out)
-    if acc.is_main_process:
+    run.num_processes = state.num_processes
+    if state.is_main_process:
         calibrate(run, standardize(z_val, stats))
     return run
 

@@ -44,3 +44,23 @@ def rank_settings(model, z_val, steps=(1, 2, 3, 5), grids=("paper",), scores=("n
                 auroc = image_metrics(labels, np.r_[normal[k], bad[k]])["image_auroc"]
                 rows.append((auroc, s, grid, k))
     return sorted(rows, key=lambda r: -r[0])
+
+
+def select_run(run_path, steps=(1, 2, 3, 5), grids=("paper",), seed: int = 0, progress: bool = True) -> dict:
+    """Rank every saved weight set (final EMA and the snapshots) x S x score on synthetic anomalies."""
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from .data import load_spec
+    from .run import Run
+    run = Run(run_path)
+    z_val, _ = run.features(load_spec(run.cfg.data, run.cfg.split_seed).val, "val features")
+    snaps = sorted(p.relative_to(run.path).as_posix() for p in (Path(run_path) / "snapshots").glob("iter_*"))
+    rows = []
+    for weights in tqdm(["ema"] + snaps, desc="select", disable=not progress):
+        model = run.model if weights == "ema" else Run(run_path, weights).model
+        rows += [dict(weights=weights, steps=s, grid=g, score=k, synthetic_auroc=a)
+                 for a, s, g, k in rank_settings(model, z_val, steps, grids, seed=seed)]
+    rows.sort(key=lambda r: -r["synthetic_auroc"])
+    return {"run": str(run_path), "chosen": rows[0], "ranking": rows}

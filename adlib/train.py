@@ -14,7 +14,7 @@ import torch
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from .diffusion import training_loss
+from .diffusion import eval_timesteps, training_loss
 from .errors import AdlibError
 from .models import build_model
 
@@ -62,6 +62,15 @@ def atomic_save_pretrained(model, path: Path):
     os.replace(tmp, path)
 
 
+def save_ema_snapshot(model, ema, path: Path):
+    params = list(model.parameters())
+    ema.store(params)
+    ema.copy_to(params)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save_pretrained(model, path)
+    ema.restore(params)
+
+
 def fit(cfg, z: torch.Tensor, out: Path, resume: bool = False, progress: bool = True):
     """Train an eps-network on features z (N x C x h x w, already standardised); returns (raw, ema, losses)."""
     from accelerate import Accelerator
@@ -75,6 +84,7 @@ def fit(cfg, z: torch.Tensor, out: Path, resume: bool = False, progress: bool = 
     ema = EMAModel(model.parameters(), decay=cfg.ema_decay)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + acc.process_index)  # batches and noise
     start, losses = 0, []
+    focus_t = eval_timesteps(grid=cfg.grid)
     ckpt = out / CHECKPOINT
     if resume and ckpt.is_file():
         state = torch.load(ckpt, weights_only=False)
@@ -90,14 +100,14 @@ def fit(cfg, z: torch.Tensor, out: Path, resume: bool = False, progress: bool = 
     for i in bar:
         idx = torch.randint(0, z.shape[0], (cfg.batch_size,), generator=gen)
         with acc.autocast():
-            loss = training_loss(model, z[idx.to(z.device)], gen)
+            loss = training_loss(model, z[idx.to(z.device)], gen, focus_t, cfg.t_focus)
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
         acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step(), sched.step()
         ema.step(acc.unwrap_model(model).parameters())
         losses.append(acc.gather(loss.detach()[None]).mean().item())
-        bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}", refresh=False)
         if (i + 1) % cfg.checkpoint_every == 0 or i + 1 == cfg.iters:
             gens = acc.gather(torch.as_tensor(gen.get_state())[None]) if acc.num_processes > 1 else gen.get_state()
             state = {"model": acc.unwrap_model(model).state_dict(), "opt": opt.state_dict(),
@@ -105,6 +115,8 @@ def fit(cfg, z: torch.Tensor, out: Path, resume: bool = False, progress: bool = 
                      "gen": list(gens) if acc.num_processes > 1 else gens}
             if acc.is_main_process:
                 atomic_torch_save(state, ckpt)
+                if cfg.snapshots:  # EMA weights at this iteration, for label-free checkpoint choice
+                    save_ema_snapshot(acc.unwrap_model(model), ema, out / "snapshots" / f"iter_{i + 1:06d}")
     raw = acc.unwrap_model(model).to("cpu").float()
     ema_model = build_model(cfg.model, z.shape[1], z.shape[-1], **cfg.model_kwargs)
     ema.to("cpu")

@@ -39,6 +39,7 @@ def main():
     p.add_argument("--iters", type=int, default=400)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--t-focus", type=float, default=0.0)
     p.add_argument("--out", default="runs/ablation")
     p.add_argument("--grid", default="paper")
     p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 3, 5])
@@ -46,8 +47,9 @@ def main():
     a = p.parse_args()
     data = load_spec(a.data)
     for name in a.variants:
-        out = Path(a.out) / a.data.replace(":", "-") / f"{name}-i{a.iters}-b{a.batch_size}-lr{a.lr:g}"
-        cfg = RunConfig(data=a.data, iters=a.iters, batch_size=a.batch_size, lr=a.lr, **VARIANTS[name])
+        out = Path(a.out) / a.data.replace(":", "-") / f"{name}-i{a.iters}-b{a.batch_size}-lr{a.lr:g}-f{a.t_focus:g}"
+        cfg = RunConfig(data=a.data, iters=a.iters, batch_size=a.batch_size, lr=a.lr, t_focus=a.t_focus,
+                        **VARIANTS[name])
         t0 = time.time()
         run = Run(out) if (out / "ema").is_dir() else train_run(cfg, out, progress=False)
         train_s = time.time() - t0
@@ -55,7 +57,7 @@ def main():
         z_val, _ = run.features(data.val)
         z_te, test = run.features(data.test)
         y = np.array([s.label for s in test])
-        row = {"variant": name, "data": a.data, "iters": a.iters, "train_s": round(train_s, 1)}
+        row = {"variant": name, "data": a.data, "iters": a.iters, "t_focus": a.t_focus, "train_s": round(train_s, 1)}
         for weights in a.weights:
             r = Run(out, weights)
             for s in a.steps:

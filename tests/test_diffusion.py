@@ -128,3 +128,30 @@ def test_add_noise_and_loss_deterministic():
     l1 = training_loss(f, z, torch.Generator().manual_seed(0))
     l2 = training_loss(f, z, torch.Generator().manual_seed(0))
     assert l1.item() == l2.item()
+
+
+def test_many_step_inversion_whitens_gaussian_data_with_the_exact_eps():
+    """For z ~ N(0, diag(lam)) the exact eps is sqrt(1-abar) x / (abar lam + 1 - abar); the probability-flow
+    ODE then maps z to N(0, I). DDIM with many steps follows it; with S = 3 it is still far from it."""
+    lam = torch.tensor([4.0, 0.25, 1.0, 0.01], dtype=torch.float64).view(1, 4, 1, 1)
+
+    def exact_eps(x, t):
+        a = ABAR[t].view(-1, 1, 1, 1)
+        return (1 - a).sqrt() * x / (a * lam + 1 - a)
+    z = torch.randn(4000, 4, 1, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * lam.sqrt()
+    for grid in ("paper", "reference"):
+        std = invert(exact_eps, z, make_grid(999, grid)).std(0).flatten()
+        assert torch.allclose(std, torch.ones(4, dtype=torch.float64), atol=0.06), std
+    assert invert(exact_eps, z, make_grid(3, "paper")).std(0).flatten().max() < 0.7
+
+
+def test_focus_draws_t_from_the_grid_timesteps():
+    from adlib.diffusion import eval_timesteps
+    assert eval_timesteps((3,), "paper") == [0, 333, 666]
+    seen = []
+    model = lambda x, t: seen.append(t.clone()) or torch.zeros_like(x)  # noqa: E731
+    training_loss(model, torch.zeros(4000, 1, 1, 1), torch.Generator().manual_seed(0), [0, 333, 666], 1.0)
+    assert set(seen[0].tolist()) == {0, 333, 666}
+    training_loss(model, torch.zeros(4000, 1, 1, 1), torch.Generator().manual_seed(0), [0, 333, 666], 0.5)
+    share = torch.isin(seen[1], torch.tensor([0, 333, 666])).float().mean().item()
+    assert 0.45 < share < 0.55

@@ -47,3 +47,16 @@ def test_cli_train_evaluate_compare(mini, tmp_path, capsys):
         assert FIELDS <= set(m) and np.isfinite(m["image_auroc"])
     out = capsys.readouterr().out
     assert "padim" in out and "invad S=3" in out
+
+
+def test_label_free_selection_uses_snapshots(tiny_run):
+    from adlib.select import select_run, synthetic_anomalies
+    import torch
+    z = torch.randn(6, 4, 5, 5)
+    fake = synthetic_anomalies(z, seed=0)
+    changed = (fake != z).flatten(1).any(1)
+    assert changed.sum() >= 5 and torch.equal(synthetic_anomalies(z, seed=0), fake)
+    result = select_run(tiny_run.path, steps=(1, 3), progress=False)
+    weights = {r["weights"] for r in result["ranking"]}
+    assert "ema" in weights and any(w.startswith("snapshots/iter_") for w in weights)
+    assert result["chosen"] == result["ranking"][0] and 0 <= result["chosen"]["synthetic_auroc"] <= 1
