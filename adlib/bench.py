@@ -4,6 +4,7 @@ A scorer maps features (B x C x h x w) to {score name: B image scores, "map": B 
 measure the metrics, `score_images_per_second` (cached features -> score) and `images_per_second`
 (decoded image -> backbone -> score, on a fixed subset), next to the backbone alone (the floor).
 """
+import json
 import time
 
 import numpy as np
@@ -75,6 +76,7 @@ def method_rows(name, out, labels, masks, image_size, extra):
 def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3), (0.3, 3), (0.1, 10), (0.3, 10)),
             batch_size=32, n_timing=64, progress=True):
     """All methods on the run's features of `data`; returns the JSON-ready report."""
+    t_start = time.perf_counter()
     z_train, _ = run.features(data.train, "train features")
     z_val, _ = run.features(data.val, "val features")
     z_test, test = run.features(data.test, "test features")
@@ -104,7 +106,23 @@ def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3
         speed = {"images_per_second": end_to_end_ips(run, images, scorer, batch_size),
                  "score_images_per_second": len(z_test) / seconds, **common}
         report["methods"] += [{**r, **speed} for r in method_rows(name, out, labels, masks, run.cfg.image_size, extra)]
+    report["label_free_choice"] = label_free_choice(run.model, z_val, steps_list, grid, report["methods"])
+    report["compare_seconds"] = round(time.perf_counter() - t_start, 1)
+    timing = run.path / "timing.json"
+    if timing.is_file():
+        report["training"] = json.loads(timing.read_text())
     return report
+
+
+def label_free_choice(model, z_val, steps_list, grid, rows) -> dict:
+    """S and score chosen on synthetic anomalies of validation normals, against the best by test labels."""
+    from .select import rank_settings
+    auroc, steps, _, score = rank_settings(model, z_val, steps_list, (grid,))[0]
+    invad = [r for r in rows if r["name"].startswith("invad S=")]
+    chosen = next(r for r in invad if r["steps"] == steps and r["score"] == score)
+    best = max(invad, key=lambda r: r["image_auroc"])
+    return {"steps": steps, "score": score, "synthetic_auroc": auroc, "test_image_auroc": chosen["image_auroc"],
+            "best_with_labels": {"steps": best["steps"], "score": best["score"], "test_image_auroc": best["image_auroc"]}}
 
 
 def format_table(report) -> str:
@@ -117,4 +135,10 @@ def format_table(report) -> str:
         cells = "".join(f"{'-' if m.get(c) is None else (f'{m[c]:.3f}' if isinstance(m[c], float) else m[c]):>14}"
                         for c in cols)
         lines.append(f"{m['name']:<28} {m.get('score', ''):<9}" + cells)
+    if "label_free_choice" in report:
+        c = report["label_free_choice"]
+        b = c["best_with_labels"]
+        lines.append(f"label-free choice (synthetic anomalies on validation normals): S={c['steps']} {c['score']} -> "
+                     f"test image AUROC {c['test_image_auroc']:.3f}; best with labels: S={b['steps']} {b['score']} -> "
+                     f"{b['test_image_auroc']:.3f}")
     return "\n".join(lines)

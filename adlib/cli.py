@@ -124,6 +124,11 @@ def cmd_make_mini(a):
     print(f"wrote a miniature MVTec-layout category to {path}")
 
 
+def cmd_notebooks(a):
+    from .notebooks import run_notebooks
+    run_notebooks(profile=a.profile, data=a.data, out=a.out, only=a.only, run_dir=a.run_dir)
+
+
 def parser():
     p = argparse.ArgumentParser(prog="adlib", description="Reconstruction-free anomaly detection with diffusion models.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -160,6 +165,14 @@ def parser():
     m.add_argument("--size", type=int, default=128)
     m.add_argument("--overwrite", action="store_true")
     m.set_defaults(fn=cmd_make_mini)
+    nb = sub.add_parser("notebooks", help="the notebook sequence").add_subparsers(dest="action", required=True)
+    r = nb.add_parser("run", help="execute notebooks/NN_*.ipynb in order, headless (papermill), into --out")
+    r.add_argument("--profile", default="smoke", help="smoke (committed values) | cpu (ELPV) | full (GPU, paper-sized)")
+    r.add_argument("--data", help=f"SPEC for every notebook ({SPEC_HELP}, or mini); default: the profile's")
+    r.add_argument("--out", help="folder for executed .ipynb, .html, key numbers (default runs/notebooks-PROFILE)")
+    r.add_argument("--only", help="notebook number(s), e.g. 03 or 03,04")
+    r.add_argument("--run-dir", help="a trained run for the notebooks that take RUN_DIR")
+    r.set_defaults(fn=cmd_notebooks)
     return p
 
 

@@ -15,11 +15,11 @@ class RunConfig:
     split_seed: int = 0
     backbone: str = "lite0"          # lite0 (offline) | b4 (paper; weights are a download)
     image_size: int = 256
-    standardize: str = "channel"     # none | channel | position: z -> (z - mean) / std from train features
+    standardize: str = "position"    # none | channel | position: z -> (z - mean) / std from train features
     model: str = "mlp"               # a preset of adlib.models.PRESETS
     model_kwargs: dict = field(default_factory=dict)
-    iters: int = 3000
-    batch_size: int = 32
+    iters: int = 2000
+    batch_size: int = 16
     lr: float = 1e-3                 # peak; paper 5e-5 for 300 epochs of a large model
     min_lr: float = 1e-6
     warmup: float = 0.05             # fraction of iters spent warming up from min_lr

@@ -6,6 +6,7 @@ RUN/loss.csv     iteration,loss,lr      RUN/checkpoint.pt  the resumable trainin
 RUN/calibration.json  min-max and threshold fitted on normal validation images
 """
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,7 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
             raise AdlibError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
         RunConfig.load(out / "config.json").check_matches(cfg, out)
     state = PartialState(cpu=pick_device(cfg.device) == "cpu")  # fails early on --device cuda without CUDA
+    t0 = time.perf_counter()
     data = load_spec(cfg.data, cfg.split_seed)
     extractor = FeatureExtractor(cfg.backbone, cfg.image_size)
     with state.main_process_first():  # the main process fills the feature cache, the others read it
@@ -94,8 +96,12 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
         record["skipped"] = len(data.train) + len(data.val) - len(train) - len(val)
         _write_json(out / "split.json", record)
     state.wait_for_everyone()
+    t1 = time.perf_counter()
     raw, ema, losses, _ = fit(cfg, standardize(z_train, stats), out, resume=resume, progress=progress)
     if state.is_main_process:
+        _write_json(out / "timing.json", {"features_seconds": round(t1 - t0, 1),
+                                          "train_seconds": round(time.perf_counter() - t1, 1),
+                                          "iters": cfg.iters, "resumed": resume, "processes": state.num_processes})
         atomic_save_pretrained(raw, out / "model")
         atomic_save_pretrained(ema, out / "ema")
         lr = [cfg.lr * lr_lambda(cfg)(i) for i in range(len(losses))]

@@ -4,6 +4,7 @@
 
 Each variant trains into OUT/<variant> (reused if present) and reports image AUROC of InvAD for
 S in 1, 2, 3, 5 and each score, plus PaDiM and kNN on the same features, as one JSON line per variant.
+Variants ending in -ln keep DiT's final LayerNorm (final_norm=True); see docs/bench/ablation-elpv-mono.md.
 """
 import argparse
 import json
@@ -20,11 +21,14 @@ from adlib.metrics import image_metrics
 
 SMALL = dict(hidden=128, depth=4)
 VARIANTS = {
+    "mlp-position-ln": dict(model="mlp", standardize="position", model_kwargs=dict(SMALL, final_norm=True)),
+    "mlp-channel-ln": dict(model="mlp", standardize="channel", model_kwargs=dict(SMALL, final_norm=True)),
     "mlp-channel": dict(model="mlp", standardize="channel", model_kwargs=SMALL),
     "mlp-position": dict(model="mlp", standardize="position", model_kwargs=SMALL),
     "mlppos-channel": dict(model="mlp-pos", standardize="channel", model_kwargs=SMALL),
     "mlppos-position": dict(model="mlp-pos", standardize="position", model_kwargs=SMALL),
-    "mlp256-channel": dict(model="mlp", standardize="channel"),
+    "mlp256-channel": dict(model="mlp", standardize="channel", model_kwargs=dict(hidden=256)),
+    "mlp256-channel-ln": dict(model="mlp", standardize="channel", model_kwargs=dict(hidden=256, final_norm=True)),
     "dit-channel": dict(model="dit", standardize="channel", model_kwargs=dict(hidden=128, depth=3)),
     "dit-position": dict(model="dit", standardize="position", model_kwargs=dict(hidden=128, depth=3)),
     "unet-channel": dict(model="unet", standardize="channel"),

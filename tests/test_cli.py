@@ -153,7 +153,7 @@ def test_train_writes_a_run(run64):
     assert split["skipped"] == 0
     assert len(split["train"]) == 13 and len(split["val"]) == 1 and len(split["test"]) == 5
     cfg = json.loads((run64 / "config.json").read_text())
-    assert cfg["image_size"] == 64 and cfg["iters"] == 4 and cfg["standardize"] == "channel"
+    assert cfg["image_size"] == 64 and cfg["iters"] == 4 and cfg["standardize"] == "position"
 
 
 # --- 1. missing or empty train/good --------------------------------------------------------------
@@ -254,7 +254,7 @@ def test_evaluate_a_non_run(tmp_path, capsys):
 def test_existing_run_and_mismatched_resume(run64, data, capsys):
     files = {p: p.read_bytes() for p in run64.rglob("*") if p.is_file()}
     _fails(capsys, _train(data, run64), run64, "--resume")  # again, without --resume
-    _fails(capsys, _train(data, run64, "--resume", "--standardize", "position"), run64, "standardize", "position")
+    _fails(capsys, _train(data, run64, "--resume", "--standardize", "channel"), run64, "standardize", "channel")
     _fails(capsys, _train(data, run64, "--resume", "--image-size", "96"), run64, "--image-size")
     _fails(capsys, _train(data, run64, "--resume", "--backbone", "b4"), run64, "backbone")
     _fails(capsys, _train(data, run64, "--resume", "--model", "unet"), run64, "model")
