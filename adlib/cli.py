@@ -16,7 +16,7 @@ def _train_options(p, required_out=True):
     p.add_argument("--out", required=required_out, help="run directory to write")
     p.add_argument("--backbone", default=d.backbone, choices=["lite0", "b4"])
     p.add_argument("--image-size", type=int, default=d.image_size)
-    p.add_argument("--standardize", default=d.standardize, choices=["none", "channel", "position"])
+    p.add_argument("--standardize", default=d.standardize, choices=["none", "channel", "position", "whiten"])
     p.add_argument("--model", default=d.model, help="mlp | mlp-pos | unet | dit | dit-paper")
     p.add_argument("--iters", type=int, default=d.iters)
     p.add_argument("--batch-size", type=int, default=d.batch_size)

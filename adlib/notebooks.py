@@ -106,6 +106,27 @@ def _source_hash() -> str:
     return h.hexdigest()
 
 
+def _prune(folder: Path, pattern: str, keep: int):
+    """Outside the runner (nbval, interactive), keep only the newest `keep` runs matching `pattern`."""
+    if os.environ.get(OUT_ENV):
+        return
+    runs = sorted((p for p in folder.glob(pattern) if p.is_dir() and ".tmp-" not in p.name),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in runs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def new_run_dir(prefix: str = "02") -> Path:
+    """A fresh run folder <work>/runs/<prefix>-<time> (in the temp work dir the 3 newest are kept)."""
+    folder = work_dir() / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    _prune(folder, f"{prefix}-*", keep=2)
+    path = folder / time.strftime(f"{prefix}-%Y%m%d-%H%M%S")
+    while path.exists():
+        path = path.with_name(path.name + "x")
+    return path
+
+
 def smoke_run(data=MINI, progress: bool = True, **overrides):
     """The small run trained on `data` with SMOKE_TRAIN (+ overrides), cached in the work dir by config
     and adlib's source, so notebooks run alone (nbval) share one training."""
@@ -115,6 +136,7 @@ def smoke_run(data=MINI, progress: bool = True, **overrides):
     path = work_dir() / "runs" / f"smoke-{key}"
     if (path / "calibration.json").is_file():
         return Run(path)
+    _prune(path.parent, "smoke-*", keep=3)  # runs of older adlib sources
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     train_run(cfg, tmp, progress=progress)
@@ -468,17 +490,19 @@ class JupyterLab:
         return False
 
 
-_PROMPTS_JS = "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim())"
-_ERRORS_JS = """() => [...document.querySelectorAll('.jp-OutputArea-output')]
+_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the visible tab
+_PROMPTS_JS = f"() => [...document.querySelectorAll('{_PANEL} .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim())"
+_ERRORS_JS = f"""() => [...document.querySelectorAll('{_PANEL} .jp-OutputArea-output')]
     .map(e => e.innerText || '').filter(t => t.includes('Traceback') || /^\\S*Error\\b/m.test(t) && t.includes('----'))
     .map(t => t.slice(0, 400))"""
-_SCROLL_JS = """() => {
-  const cells = [...document.querySelectorAll('.jp-Cell')];
-  const i = cells.findIndex(c => c.querySelector('.widget-slider, .widget-dropdown') && c.querySelector('.js-plotly-plot'));
+_SCROLL_JS = f"""() => {{
+  const cells = [...document.querySelectorAll('{_PANEL} .jp-Cell')];
+  let i = cells.findIndex(c => c.querySelector('.widget-slider, .widget-dropdown') && c.querySelector('.js-plotly-plot'));
+  if (i < 0) i = cells.findIndex(c => c.querySelector('.js-plotly-plot'));
   if (i < 0) return false;
-  (cells[Math.max(0, i - 1)]).scrollIntoView({block: 'start'});
+  (cells[Math.max(0, i - 1)]).scrollIntoView({{block: 'start'}});
   return true;
-}"""
+}}"""
 
 
 def run_in_browser(lab: JupyterLab, notebook: str, screenshot=None, timeout: float = 600,
@@ -495,17 +519,25 @@ def run_in_browser(lab: JupyterLab, notebook: str, screenshot=None, timeout: flo
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
             page.on("console", lambda m: console.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
             page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
-            page.goto(f"{lab.url}/lab/tree/{notebook}?token={lab.token}", wait_until="domcontentloaded")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            # ?reset: a fresh workspace, not the tabs a previous page left open
+            page.goto(f"{lab.url}/lab/tree/{notebook}?reset&token={lab.token}", wait_until="domcontentloaded")
+            page.wait_for_selector(f"{_PANEL} .jp-Cell", timeout=120_000)
             dialog = page.locator(".jp-Dialog .jp-mod-accept")
             if dialog.count():  # a kernel chooser, should the setting above not apply
                 dialog.first.click()
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
             page.keyboard.press("Control+b")  # hide the file browser: more room for the notebook
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            started, deadline, prompts = time.time(), time.time() + timeout, []
             done = lambda x: x.startswith("[") and x[1:-2].isdigit()  # noqa: E731
+            for _ in range(4):  # "idle" can show before the kernel connection takes requests: retry
+                page.wait_for_timeout(3000)
+                page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+                page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+                t0 = time.time()
+                while time.time() - t0 < 30 and not any(x == "[*]:" or done(x) for x in page.evaluate(_PROMPTS_JS)):
+                    time.sleep(0.5)
+                if any(x == "[*]:" or done(x) for x in page.evaluate(_PROMPTS_JS)):
+                    break
+            started, deadline, prompts = time.time(), time.time() + timeout, []
             while time.time() < deadline:
                 time.sleep(1.0)
                 prompts = page.evaluate(_PROMPTS_JS)
@@ -515,8 +547,8 @@ def run_in_browser(lab: JupyterLab, notebook: str, screenshot=None, timeout: flo
                 if not busy and (page.evaluate(_ERRORS_JS) or (time.time() - started > 60 and not any(map(done, prompts)))):
                     break  # stopped at an error, or nothing ever ran
             page.wait_for_timeout(2000)  # let plotly finish drawing
-            result = {"prompts": prompts, "plotly": page.locator(".js-plotly-plot").count(),
-                      "widgets": page.locator(".widget-slider, .widget-dropdown").count(),
+            result = {"prompts": prompts, "plotly": page.locator(f"{_PANEL} .js-plotly-plot").count(),
+                      "widgets": page.locator(f"{_PANEL} .widget-slider, {_PANEL} .widget-dropdown").count(),
                       "errors": page.evaluate(_ERRORS_JS), "console": console, "screenshot": None}
             if screenshot:
                 page.evaluate(_SCROLL_JS)

@@ -24,6 +24,7 @@ VARIANTS = {
     "mlp-position-ln": dict(model="mlp", standardize="position", model_kwargs=dict(SMALL, final_norm=True)),
     "mlp-channel-ln": dict(model="mlp", standardize="channel", model_kwargs=dict(SMALL, final_norm=True)),
     "mlp-channel": dict(model="mlp", standardize="channel", model_kwargs=SMALL),
+    "mlp-whiten": dict(model="mlp", standardize="whiten", model_kwargs=SMALL),
     "mlp-position": dict(model="mlp", standardize="position", model_kwargs=SMALL),
     "mlppos-channel": dict(model="mlp-pos", standardize="channel", model_kwargs=SMALL),
     "mlppos-position": dict(model="mlp-pos", standardize="position", model_kwargs=SMALL),

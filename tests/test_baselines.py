@@ -41,3 +41,10 @@ def test_reconstruction_with_an_oracle_denoiser_is_exact():
     from adlib.diffusion import ABAR
     oracle = lambda x, t: (x - ABAR[t].float().sqrt().view(-1, 1, 1, 1) * z) / (1 - ABAR[t].float()).sqrt().view(-1, 1, 1, 1)  # noqa: E731
     assert reconstruction_map(oracle, z, 0.3, 5).abs().max() < 1e-3
+
+
+def test_whitening_gives_padim_distances():
+    from adlib.standardize import fit_stats, standardize
+    z = torch.randn(50, 6, 3, 3, generator=torch.Generator().manual_seed(2)) * torch.linspace(0.5, 3, 6).view(1, 6, 1, 1)
+    y = standardize(z[:4], fit_stats(z, "whiten"))
+    assert torch.allclose(y.norm(dim=1), PaDiM().fit(z).map(z[:4]), atol=1e-4)

@@ -46,3 +46,19 @@ def test_paper_dit_preset_and_unknown():
     assert PRESETS["dit-paper"][1] == dict(hidden=2048, depth=16, heads=8)
     with pytest.raises(AdlibError, match="--model"):
         build_model("resnet", 4, 4)
+
+
+@pytest.mark.parametrize("name", ["mlp", "dit"])
+def test_eps_follows_the_input_scale_only_without_final_layernorm(name):
+    """Why final_norm=False: with DiT's final LayerNorm |eps| per position ignores |x|, so an input far
+    outside the training distribution gets an ordinary eps and DDIM inversion erases its anomaly."""
+    x, t = torch.randn(2, 12, 4, 4), torch.tensor([333, 333])
+    ratios = {}
+    for final_norm in (True, False):
+        torch.manual_seed(0)
+        m = build_model(name, 12, 4, **SMALL[name], final_norm=final_norm)
+        for p in m.parameters():
+            p.data += 0.05 * torch.randn_like(p)
+        with torch.no_grad():
+            ratios[final_norm] = (m(4 * x, t).norm() / m(x, t).norm()).item()
+    assert ratios[True] < 1.5 and ratios[False] > 2.0, ratios
