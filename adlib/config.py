@@ -15,7 +15,7 @@ class RunConfig:
     split_seed: int = 0
     backbone: str = "lite0"          # lite0 (offline) | b4 (paper; weights are a download)
     image_size: int = 256
-    standardize: str = "whiten"      # none | channel | position | whiten (see adlib/standardize.py)
+    standardize: str = "position"    # none | channel | position | whiten (see adlib/standardize.py)
     model: str = "mlp"               # a preset of adlib.models.PRESETS
     model_kwargs: dict = field(default_factory=dict)
     iters: int = 2000

@@ -37,6 +37,7 @@ OUT_ENV = "ADLIB_NOTEBOOK_OUT"
 # The small run notebooks train when no RUN_DIR is given (02's committed parameters are the same values).
 SMOKE_TRAIN = dict(image_size=128, model="mlp", model_kwargs={"hidden": 128, "depth": 2}, iters=800, batch_size=16)
 CHROMIUM = "/usr/bin/chromium"
+SCREENSHOT_AT = {"04_sweep_steps": "3. The paper's ablation"}  # default: the first explorer or plot
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -506,9 +507,11 @@ _SCROLL_JS = f"""() => {{
 
 
 def run_in_browser(lab: JupyterLab, notebook: str, screenshot=None, timeout: float = 600,
-                   viewport=(1400, 1000)) -> dict:
+                   viewport=(1400, 1000), scroll_to: str = None) -> dict:
     """Open `notebook` in JupyterLab in headless Chromium, run all cells, wait, and report what rendered.
 
+    The screenshot shows the first explorer (widgets + plot), else the first plot, or the cell whose
+    text starts with `scroll_to`.
     Returns {prompts, plotly, widgets, errors (tracebacks in outputs), console (console errors and page
     errors), screenshot}."""
     from playwright.sync_api import sync_playwright
@@ -551,7 +554,11 @@ def run_in_browser(lab: JupyterLab, notebook: str, screenshot=None, timeout: flo
                       "widgets": page.locator(f"{_PANEL} .widget-slider, {_PANEL} .widget-dropdown").count(),
                       "errors": page.evaluate(_ERRORS_JS), "console": console, "screenshot": None}
             if screenshot:
-                page.evaluate(_SCROLL_JS)
+                if scroll_to:
+                    page.locator(f"{_PANEL} .jp-Cell", has_text=scroll_to).first.evaluate(
+                        "e => e.scrollIntoView({block: 'start'})")
+                else:
+                    page.evaluate(_SCROLL_JS)
                 page.wait_for_timeout(1000)
                 Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(screenshot))
@@ -572,12 +579,14 @@ def screenshots(out="docs", only=None, timeout: float = 900, log=print) -> list:
     with JupyterLab(paths) as lab:
         for name in names:
             t0 = time.time()
-            r = run_in_browser(lab, f"{name}.ipynb", Path(out) / f"{name}.png", timeout=timeout)
+            r = run_in_browser(lab, f"{name}.ipynb", Path(out) / f"{name}.png", timeout=timeout,
+                               scroll_to=SCREENSHOT_AT.get(name))
             log(f"{name}: {len(r['prompts'])} code cells, {r['plotly']} plotly figures, {r['widgets']} widget "
                 f"controls, {len(r['errors'])} errors, {len(r['console'])} console errors, "
                 f"{time.time() - t0:.0f} s -> {r['screenshot']}")
             for e in r["errors"] + r["console"]:
-                log("   " + _first_line(e)[:200])
+                lines = [x.strip() for x in e.splitlines() if "Error" in x or "error" in x] or [_first_line(e)]
+                log("   " + lines[0][:200])
             done.append(r)
     return done
 
