@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The test command of the README and CI: set up .venv, then the unit and end-to-end tests.
+# The test command of the README and CI: set up .venv (and Chromium + Playwright for the browser test),
+# then the unit and end-to-end tests, the notebooks under nbval, and the JupyterLab browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/browser_deps.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-.venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax "$@"

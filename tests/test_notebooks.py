@@ -216,3 +216,16 @@ def test_runner_rejects_profile_sections_for_unknown_parameters(fake_notebooks, 
     (nb_dir / "profiles" / "stray.yaml").write_text("05_nope:\n  N: 3\n")
     with pytest.raises(AdlibError, match="05_nope"):
         nbk.run_notebooks(profile="stray", out=tmp_path / "o", nb_dir=nb_dir, log=lambda *_: None)
+
+
+def test_html_export_gets_plotly_figures_with_plotly_js_once():
+    import plotly.graph_objects as go
+    nb = nbformat.v4.new_notebook()
+    fig = go.Figure(go.Scatter(y=[1, 2])).to_plotly_json()
+    out = nbformat.v4.new_output("display_data", data={"application/vnd.plotly.v1+json": fig})
+    nb.cells = [nbformat.v4.new_code_cell("f", outputs=[out]), nbformat.v4.new_code_cell("g", outputs=[out.copy()])]
+    nb.cells[1].outputs[0]["data"] = {"application/vnd.plotly.v1+json": fig}
+    nbk._html_with_plotly(nb)
+    html = [c.outputs[0]["data"]["text/html"] for c in nb.cells]
+    assert all("Plotly.newPlot" in h for h in html)
+    assert len(html[0]) > 1_000_000 > len(html[1])  # plotly.js inlined in the first figure only

@@ -193,3 +193,5 @@ def test_compare_to_paper_is_computed_from_the_numbers():
     reversed_order = {"nll": {3: 0.99}, "diff": {3: 0.90}, "combined": {3: 0.80}}
     assert "a different order" in viz.compare_to_paper(reversed_order)[0]
     assert viz.compare_to_paper({"nll": {1: 0.9}}) == []  # nothing comparable: say nothing
+    saturated = viz.compare_to_paper({k: {3: 1.0, 50: 1.0} for k in ("nll", "diff", "combined")})
+    assert "at the ceiling" in saturated[0] and "stays flat" in saturated[1]
