@@ -507,11 +507,11 @@ _SCROLL_JS = f"""() => {{
 
 
 def run_in_browser(lab: JupyterLab, notebook: str, screenshot=None, timeout: float = 600,
-                   viewport=(1400, 1000), scroll_to: str = None) -> dict:
+                   viewport=(1400, 1000), scroll_to: str = None, interact=None) -> dict:
     """Open `notebook` in JupyterLab in headless Chromium, run all cells, wait, and report what rendered.
 
     The screenshot shows the first explorer (widgets + plot), else the first plot, or the cell whose
-    text starts with `scroll_to`.
+    text starts with `scroll_to`. interact(page) runs after the cells (its result: "interaction").
     Returns {prompts, plotly, widgets, errors (tracebacks in outputs), console (console errors and page
     errors), screenshot}."""
     from playwright.sync_api import sync_playwright
@@ -553,6 +553,8 @@ def run_in_browser(lab: JupyterLab, notebook: str, screenshot=None, timeout: flo
             result = {"prompts": prompts, "plotly": page.locator(f"{_PANEL} .js-plotly-plot").count(),
                       "widgets": page.locator(f"{_PANEL} .widget-slider, {_PANEL} .widget-dropdown").count(),
                       "errors": page.evaluate(_ERRORS_JS), "console": console, "screenshot": None}
+            if interact is not None:
+                result["interaction"] = interact(page)
             if screenshot:
                 if scroll_to:
                     page.locator(f"{_PANEL} .jp-Cell", has_text=scroll_to).first.evaluate(

@@ -1,9 +1,12 @@
 """Plotly figures and ipywidgets explorers for the notebooks.
 
 Figure builders are plain functions (numbers in, `go.Figure` out); explorers wire widgets to them with
-`observe`, keep the last figure in `.figure` and show it in an `ipywidgets.Output`. Their callbacks are
-ordinary methods, so tests drive them without a browser. Figures use plotly's default renderer (the
-`notebook` renderer embeds plotly.js and random div ids into every output).
+`observe` and keep the last figure in `.figure`, shown in an `ipywidgets.Output` below the controls.
+The figure goes into the Output widget by setting its `outputs` state, not by displaying inside
+`with out:`: papermill/nbclient imitate a captured Output widget by echoing every output back to the
+kernel while the cell runs, and with ipykernel 7 that race lost the cell's final `idle` message, so
+headless runs hung. Callbacks are ordinary methods, so tests drive them without a browser. Figures use plotly's default renderer (the `notebook` renderer embeds plotly.js and
+random div ids into every output).
 """
 import math
 
@@ -124,7 +127,40 @@ def score_histograms(scores: dict, labels, names=("nll", "diff"), height=340, ex
     return fig, aurocs
 
 
-class PriorExplorer:
+def display_data(fig) -> dict:
+    """`fig` as one nbformat display_data output: the default renderer's mime bundle.
+
+    Not IPython's display formatter: plotly figures have `_ipython_display_`, so formatting one displays
+    it as a side effect (into the cell, or nowhere from a widget callback) and returns nothing."""
+    import plotly.io as pio
+    data = dict(fig._repr_mimebundle_())  # empty outside a kernel, where plotly picks no default renderer
+    if "application/vnd.plotly.v1+json" not in data:
+        data.update(pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict()))
+    data["text/plain"] = f"<plotly figure: {fig.layout.title.text}>"
+    return {"output_type": "display_data", "data": data, "metadata": {}}
+
+
+class _Explorer:
+    """`.widget` = the controls above an Output widget holding `.figure`; `display(explorer)` shows it."""
+    figure = None
+
+    def _wire(self, controls):
+        import ipywidgets as w
+        self.out = w.Output()
+        self.widget = w.VBox([w.HBox(controls), self.out])
+        for c in controls:
+            c.observe(self.update, names="value")
+        self.update()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
+
+    def _refresh(self):
+        self.out.outputs = (display_data(self.figure),)
+
+
+class PriorExplorer(_Explorer):
     """Sliders for d and for the shift / scale of an anomalous N(shift, scale^2 I) -> prior_figure."""
 
     def __init__(self, d: int = 192, shift: float = 0.0, scale: float = 0.8, n: int = 2000, seed: int = 0):
@@ -134,20 +170,16 @@ class PriorExplorer:
         self.d = w.SelectionSlider(options=options, value=int(d), description="d")
         self.shift = w.FloatSlider(value=shift, min=-1.0, max=1.0, step=0.05, description="shift")
         self.scale = w.FloatSlider(value=scale, min=0.5, max=1.5, step=0.01, description="scale")
-        self.out = w.Output()
-        for s in (self.d, self.shift, self.scale):
-            s.observe(self.update, names="value")
-        self.widget = w.VBox([w.HBox([self.d, self.shift, self.scale]), self.out])
-        self.figure, self.numbers = None, None
-        self.update()
+        self.numbers = None
+        self._wire([self.d, self.shift, self.scale])
 
     def update(self, change=None):
         self.figure, self.numbers = prior_figure(self.d.value, self.shift.value, self.scale.value, self.n, self.seed)
-        _show(self.out, self.figure)
+        self._refresh()
         return self.figure
 
 
-class LocalAnomalyExplorer:
+class LocalAnomalyExplorer(_Explorer):
     """Sliders for the patch size and brightness of a local anomaly -> NLL vs Diff histograms."""
 
     def __init__(self, channels: int = 192, grid: int = 8, n: int = 200, patch: int = 2, local_scale: float = 2.0,
@@ -156,12 +188,8 @@ class LocalAnomalyExplorer:
         self.channels, self.grid, self.n, self.seed = channels, grid, n, seed
         self.patch = w.IntSlider(value=patch, min=1, max=max(1, grid // 2), description="patch")
         self.local_scale = w.FloatSlider(value=local_scale, min=1.0, max=3.0, step=0.1, description="local scale")
-        self.out = w.Output()
-        for s in (self.patch, self.local_scale):
-            s.observe(self.update, names="value")
-        self.widget = w.VBox([w.HBox([self.patch, self.local_scale]), self.out])
-        self.figure, self.aurocs = None, None
-        self.update()
+        self.aurocs = None
+        self._wire([self.patch, self.local_scale])
 
     def update(self, change=None):
         p, ls = self.patch.value, self.local_scale.value
@@ -172,19 +200,8 @@ class LocalAnomalyExplorer:
         s = scoring.raw_scores(x)
         self.figure, self.aurocs = score_histograms(
             s, labels, extra_title=f"local anomaly: {p}x{p} positions x{ls:g}, the rest scaled to keep E‖x‖² = d")
-        _show(self.out, self.figure)
+        self._refresh()
         return self.figure
-
-
-def _show(out, fig):
-    """Replace the Output widget's content by `fig` (nothing to show without an IPython kernel, e.g. in tests)."""
-    from IPython import get_ipython
-    from IPython.display import clear_output, display
-    if get_ipython() is None:
-        return
-    with out:
-        clear_output(wait=True)
-        display(fig)
 
 
 # --------------------------------------------------------------------------- 02: training
@@ -326,7 +343,7 @@ def pca_figure(latents, pos_labels, max_points: int = 3000, seed: int = 0, heigh
     return fig, xy
 
 
-class LatentExplorer:
+class LatentExplorer(_Explorer):
     """Choose an image, an inversion step and a score: overlay of that step's norm map, the mask, and
     where the image falls in the score's distribution over the test set.
 
@@ -346,12 +363,7 @@ class LatentExplorer:
         self.image = w.Dropdown(options=options, value=first, description="image", layout=w.Layout(width="420px"))
         self.step = w.IntSlider(value=len(states) - 1, min=0, max=len(states) - 1, description="step")
         self.score = w.Dropdown(options=list(self.scores), value=list(self.scores)[-1], description="score")
-        self.out = w.Output()
-        for c in (self.image, self.step, self.score):
-            c.observe(self.update, names="value")
-        self.widget = w.VBox([w.HBox([self.image, self.step, self.score]), self.out])
-        self.figure = None
-        self.update()
+        self._wire([self.image, self.step, self.score])
 
     def figure_for(self, index: int, step: int, score: str):
         amap = scoring.norm_map(self.states[step][index:index + 1])[0]
@@ -382,7 +394,7 @@ class LatentExplorer:
 
     def update(self, change=None):
         self.figure = self.figure_for(self.image.value, self.step.value, self.score.value)
-        _show(self.out, self.figure)
+        self._refresh()
         return self.figure
 
 

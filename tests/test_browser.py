@@ -11,6 +11,22 @@ import adlib.notebooks as nbk
 NOTEBOOK = "03_visualize_latents"
 
 
+def _choose_another_image(page):
+    """Pick the first image in the explorer's dropdown: its callback must redraw the figure below."""
+    panel = nbk._PANEL
+    titles = f"{panel} .js-plotly-plot .gtitle"
+    before = page.locator(titles).all_text_contents()
+    select = page.locator(f"{panel} .widget-dropdown select").first
+    option = select.locator("option").first.inner_text().replace("\xa0", " ")
+    select.select_option(index=0)
+    for _ in range(60):
+        page.wait_for_timeout(500)
+        after = page.locator(titles).all_text_contents()
+        if after != before:
+            break
+    return {"option": option, "before": before, "after": after}
+
+
 @pytest.fixture(scope="module")
 def browser_result(tmp_path_factory):
     reason = nbk.browser_missing()
@@ -18,7 +34,8 @@ def browser_result(tmp_path_factory):
         pytest.skip(reason)
     shot = tmp_path_factory.mktemp("browser") / f"{NOTEBOOK}.png"
     with nbk.JupyterLab([nbk.notebooks_dir() / f"{NOTEBOOK}.ipynb"]) as lab:
-        result = nbk.run_in_browser(lab, f"{NOTEBOOK}.ipynb", screenshot=shot, timeout=600)
+        result = nbk.run_in_browser(lab, f"{NOTEBOOK}.ipynb", screenshot=shot, timeout=600,
+                                    interact=_choose_another_image)
         result["lab_log"] = lab.log_tail()
     return result
 
@@ -32,6 +49,12 @@ def test_every_cell_runs_without_error(browser_result):
 def test_widgets_and_plotly_render(browser_result):
     assert browser_result["widgets"] >= 2  # the explorer's image dropdown, step slider, score dropdown
     assert browser_result["plotly"] >= 1
+
+
+def test_explorer_callback_redraws_the_figure(browser_result):
+    r = browser_result["interaction"]
+    image = r["option"].split(" (")[0]  # "good/000.png (normal)" -> "good/000.png"
+    assert not any(image in t for t in r["before"]) and any(t.startswith(image) for t in r["after"]), (r["before"][-3:], r["after"][-3:])
 
 
 def test_console_has_no_errors(browser_result):

@@ -195,3 +195,18 @@ def test_compare_to_paper_is_computed_from_the_numbers():
     assert viz.compare_to_paper({"nll": {1: 0.9}}) == []  # nothing comparable: say nothing
     saturated = viz.compare_to_paper({k: {3: 1.0, 50: 1.0} for k in ("nll", "diff", "combined")})
     assert "at the ceiling" in saturated[0] and "stays flat" in saturated[1]
+
+
+def test_explorers_put_each_new_figure_into_their_output_widget():
+    ex = viz.PriorExplorer(d=16, n=100)
+    ex.scale.value = 1.3
+    assert len(ex.out.outputs) == 1 and ex.out.outputs[0]["output_type"] == "display_data"
+    assert ex.out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"] == \
+        ex.figure.layout.title.text
+    assert ex.figure.layout.title.text in ex.out.outputs[0]["data"]["text/plain"]
+    states, images, labels, masks = _latents()
+    lat = viz.LatentExplorer(images, states, {"nll": np.arange(6.0)}, labels, masks)
+    lat.image.value = 0
+    assert "image 0" in lat.out.outputs[0]["data"]["text/plain"]
+    controls, out = lat.widget.children
+    assert [type(c).__name__ for c in controls.children] == ["Dropdown", "IntSlider", "Dropdown"] and out is lat.out
