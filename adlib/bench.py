@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from . import scoring
 from .baselines import KNN, PaDiM, map_to_image_score, reconstruction_map
 from .cache import decode
+from .data import load_masks
 from .diffusion import invert, make_grid
 from .metrics import METRIC_NAMES, all_metrics
 from .standardize import standardize
@@ -24,7 +25,8 @@ def invad_scorer(model, steps, grid, z_val, batch_size=64):
     points = make_grid(steps, grid)
 
     def raw(z):
-        return scoring.raw_scores(torch.cat([invert(model, z[i:i + batch_size], points)
+        device = next(model.parameters()).device  # features stay on the CPU; batches visit the model's device
+        return scoring.raw_scores(torch.cat([invert(model, z[i:i + batch_size].to(device), points).cpu()
                                              for i in range(0, len(z), batch_size)]))
     norm = scoring.Normalizer.fit(raw(z_val))
 
@@ -76,6 +78,32 @@ def method_rows(name, out, labels, masks, image_size, extra):
     return rows
 
 
+def baseline_methods(model, z_train, recon=((0.1, 3), (0.3, 3), (0.1, 10), (0.3, 10)), batch_size=64, seed=0):
+    """(name, scorer, row fields) for reconstruction at each (r, K) with the same weights, PaDiM and kNN."""
+    methods = [(f"reconstruction r={r} K={k}", map_scorer(lambda z, r=r, k=k: reconstruction_map(model, z, r, k),
+                                                          batch_size), dict(steps=k, nfe=k, r=r)) for r, k in recon]
+    methods.append(("padim", map_scorer(PaDiM().fit(z_train).map, batch_size), dict(nfe=0)))
+    methods.append(("knn", map_scorer(KNN(seed=seed).fit(z_train).map, batch_size), dict(nfe=0)))
+    return methods
+
+
+def measure(methods, run, z_test, labels, masks, images, batch_size=32, progress=True):
+    """Metrics and speed of every method on the same test features: (rows, median backbone-alone images/s).
+
+    Speed per method: latent -> score on the cached features, and decoded image -> score end to end,
+    timed back to back with the backbone alone on the same `images`."""
+    rows, backbone = [], []
+    for name, scorer, extra in tqdm(methods, desc="methods", disable=not progress):
+        out, seconds = timed(scorer, z_test)
+        full, alone = end_to_end_ips(run, images, scorer, batch_size)
+        backbone.append(alone)
+        speed = {"images_per_second": full, "backbone_images_per_second": alone, "backbone_ratio": full / alone,
+                 "score_images_per_second": len(z_test) / seconds, "batch_size": batch_size,
+                 "device": str(getattr(run, "device", "cpu"))}
+        rows += [{**r, **speed} for r in method_rows(name, out, labels, masks, run.cfg.image_size, extra)]
+    return rows, float(np.median(backbone))
+
+
 def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3), (0.3, 3), (0.1, 10), (0.3, 10)),
             batch_size=32, n_timing=32, progress=True):
     """All methods on the run's features of `data`; returns the JSON-ready report."""
@@ -84,35 +112,19 @@ def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3
     z_val, _ = run.features(data.val, "val features")
     z_test, test = run.features(data.test, "test features")
     labels = np.array([s.label for s in test])
-    masks = None
-    if data.has_masks:
-        from .data import load_mask
-        masks = np.stack([load_mask(s.mask, s.path, run.cfg.image_size).numpy() if s.mask else
-                          np.zeros((run.cfg.image_size,) * 2, bool) for s in test])
+    masks = load_masks(test, run.cfg.image_size) if data.has_masks else None
     images, _ = decode(test[:n_timing], run.cfg.image_size)
     torch.manual_seed(run.cfg.seed)
     untrained = type(run.model).from_config(run.model.config).eval()
     methods = [(f"invad S={s}", invad_scorer(run.model, s, grid, z_val), dict(steps=s, grid=grid, nfe=s))
                for s in steps_list]
     methods.append(("invad untrained S=3", invad_scorer(untrained, 3, grid, z_val), dict(steps=3, grid=grid, nfe=3)))
-    methods += [(f"reconstruction r={r} K={k}", map_scorer(lambda z, r=r, k=k: reconstruction_map(run.model, z, r, k)),
-                 dict(steps=k, nfe=k, r=r)) for r, k in recon]
-    methods.append(("padim", map_scorer(PaDiM().fit(z_train).map), dict(nfe=0)))
-    methods.append(("knn", map_scorer(KNN(seed=run.cfg.seed).fit(z_train).map), dict(nfe=0)))
-    common = dict(batch_size=batch_size, device="cpu")
+    methods += baseline_methods(run.model, z_train, recon, seed=run.cfg.seed)
+    rows, backbone = measure(methods, run, z_test, labels, masks, images, batch_size, progress)
     report = {"data": data.spec, "run": str(run.path), "n_train": len(z_train), "n_val": len(z_val),
               "n_test": len(test), "n_anomalous": int(labels.sum()), "seed": run.cfg.seed,
-              "backbone": run.cfg.backbone, "model": run.cfg.model,
-              "methods": []}
-    backbone = []
-    for name, scorer, extra in tqdm(methods, desc="compare", disable=not progress):
-        out, seconds = timed(scorer, z_test)
-        full, alone = end_to_end_ips(run, images, scorer, batch_size)
-        backbone.append(alone)
-        speed = {"images_per_second": full, "backbone_images_per_second": alone, "backbone_ratio": full / alone,
-                 "score_images_per_second": len(z_test) / seconds, **common}
-        report["methods"] += [{**r, **speed} for r in method_rows(name, out, labels, masks, run.cfg.image_size, extra)]
-    report["backbone_images_per_second"] = float(np.median(backbone))
+              "backbone": run.cfg.backbone, "model": run.cfg.model, "methods": rows,
+              "backbone_images_per_second": backbone}
     report["label_free_choice"] = label_free_choice(run.model, z_val, steps_list, grid, report["methods"])
     report["compare_seconds"] = round(time.perf_counter() - t_start, 1)
     timing = run.path / "timing.json"

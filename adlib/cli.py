@@ -6,24 +6,40 @@ from pathlib import Path
 
 from .errors import AdlibError
 
-SPEC_HELP = "elpv:mono|poly|all, mvtec:PATH_TO_CATEGORY, or a path to a category folder"
+SPEC_HELP = ("elpv:mono|poly|all, mvtec:PATH_TO_CATEGORY, mvtec-root:PATH (every category in it: one unified model), "
+             "or a path to a category folder")
 
 
-def _train_options(p, required_out=True):
-    from .config import RunConfig
+# option -> (type or choices, help); each defaults to the chosen --recipe's value (adlib/config.py RECIPES)
+TRAIN_OPTIONS = {
+    "backbone": (["lite0", "b4"], "lite0 works offline; b4 is the paper's (its weights are a download)"),
+    "image_size": (int, "input size in pixels"),
+    "standardize": (["none", "channel", "position", "whiten"], "feature standardisation"),
+    "model": (str, "mlp | mlp-pos | unet | dit | dit-paper"),
+    "iters": (int, "training iterations"),
+    "epochs": (float, "passes over the training images; sets the iterations from the data size"),
+    "batch_size": (int, "effective batch, split across processes under accelerate launch"),
+    "lr": (float, "peak learning rate"),
+    "warmup": (float, "fraction of the iterations spent warming the learning rate up"),
+    "device": (["auto", "cpu", "cuda"], "auto picks CUDA when present"),
+    "seed": (int, "seed for weights, batches and noise"),
+    "split_seed": (int, "seed of the train/val/test split"),
+}
+
+
+def _train_options(p, required_out=True, data_help=None):
+    from .config import RECIPES, RunConfig
     d = RunConfig()
-    p.add_argument("--data", default=d.data, help=f"SPEC: {SPEC_HELP} (default {d.data})")
+    if data_help:
+        p.add_argument("--data", required=True, help=data_help)
+    else:
+        p.add_argument("--data", default=d.data, help=f"SPEC: {SPEC_HELP} (default {d.data})")
     p.add_argument("--out", required=required_out, help="run directory to write")
-    p.add_argument("--backbone", default=d.backbone, choices=["lite0", "b4"])
-    p.add_argument("--image-size", type=int, default=d.image_size)
-    p.add_argument("--standardize", default=d.standardize, choices=["none", "channel", "position", "whiten"])
-    p.add_argument("--model", default=d.model, help="mlp | mlp-pos | unet | dit | dit-paper")
-    p.add_argument("--iters", type=int, default=d.iters)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"])
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--split-seed", type=int, default=d.split_seed)
+    p.add_argument("--recipe", default="cpu", choices=list(RECIPES),
+                   help="cpu: small and fast (default); paper: the paper's DiT and schedule, for GPUs")
+    for name, (kind, text) in TRAIN_OPTIONS.items():
+        typed = {"choices": kind} if isinstance(kind, list) else {"type": kind}
+        p.add_argument("--" + name.replace("_", "-"), **typed, help=f"{text} (cpu recipe: {getattr(d, name)})")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--skip-bad", action="store_true", help="skip (and count) images that cannot be decoded")
 
@@ -46,11 +62,13 @@ def _check_steps(steps, grid):
 
 
 def _config(a):
-    from .config import RunConfig
-    _check_positive(iters=a.iters, batch_size=a.batch_size, lr=a.lr, image_size=a.image_size)
-    return RunConfig(data=a.data, backbone=a.backbone, image_size=a.image_size, standardize=a.standardize,
-                     model=a.model, iters=a.iters, batch_size=a.batch_size, lr=a.lr, device=a.device,
-                     seed=a.seed, split_seed=a.split_seed)
+    """The recipe's RunConfig with every option given on the command line applied over it."""
+    from .config import recipe
+    _check_positive(iters=a.iters, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, image_size=a.image_size)
+    given = {k: getattr(a, k) for k in TRAIN_OPTIONS if getattr(a, k) is not None}
+    if "iters" in given and "epochs" not in given:
+        given["epochs"] = 0.0  # an explicit --iters beats the recipe's epochs
+    return recipe(a.recipe, data=a.data, **given)
 
 
 def cmd_train(a):
@@ -76,10 +94,22 @@ def cmd_evaluate(a):
     from .data import load_spec
     from .evaluate import evaluate_run
     from .run import Run
-    run = Run(a.run_dir, a.weights)
+    run = Run(a.run_dir, a.weights, a.device)
     if a.steps is not None:
         _check_steps([a.steps], a.grid or run.cfg.grid)
     data = load_spec(a.data or run.cfg.data, run.cfg.split_seed)
+    if data.info.get("categories"):  # a root of categories: one row each, then the mean
+        from .benchmark import evaluate_categories, mean_row, to_markdown
+        from .evaluate import write_json
+        rows = evaluate_categories(run, data.categories(), None, a.steps, a.grid, a.score)
+        table = {"data": data.spec, "setting": "evaluate", "steps": a.steps or run.cfg.steps,
+                 "grid": a.grid or run.cfg.grid, "score": a.score or run.cfg.score, "config": vars(run.cfg),
+                 "rows": rows, "mean": mean_row(rows)}
+        print(to_markdown(table))
+        if a.json:
+            write_json(table, a.json)
+            print(f"wrote {a.json}")
+        return
     _print_report(evaluate_run(run, data, a.steps, a.grid, a.score, a.transductive, skip_bad=a.skip_bad), a.json)
 
 
@@ -95,14 +125,44 @@ def cmd_compare(a):
     _check_steps(steps, a.grid)
     out = Path(a.out or f"runs/{a.data.replace(':', '-').replace('/', '_')}")
     if (out / "ema" / "config.json").is_file() and not a.resume:
-        run, asked, default = Run(out), _config(a), RunConfig()
-        given = [k for k in FEATURE_KEYS + ("model",) if getattr(asked, k) != getattr(default, k)]
+        run, asked = Run(out), _config(a)
+        given = [k for k in FEATURE_KEYS + ("model",) if getattr(a, k) is not None]
         run.cfg.check_matches(asked, out, only=given)  # options given on the command line must agree
     else:
         run = train_run(_config(a), out, resume=a.resume, skip_bad=a.skip_bad)
     if run.cfg.data != a.data:
         print(f"note: {out} was trained on {run.cfg.data}; scoring {a.data} with it", file=sys.stderr)
     _print_report(compare(run, load_spec(a.data, run.cfg.split_seed), steps, a.grid), a.json)
+
+
+def cmd_benchmark(a):
+    from .benchmark import benchmark
+    if not a.data.startswith("mvtec-root:"):
+        raise AdlibError(f"--data {a.data!r}: the benchmark needs a folder of categories, --data mvtec-root:PATH")
+    if a.steps is not None:
+        _check_steps([a.steps], a.grid or "paper")
+    benchmark(a.data.split(":", 1)[1], a.out, _config(a), a.setting, a.steps, a.grid, a.score)
+    print((Path(a.out) / "results.md").read_text())
+    print(f"wrote {a.out}/results.csv, results.json, results.md")
+
+
+def cmd_throughput(a):
+    from .evaluate import write_json
+    from .throughput import format_report, throughput
+    try:
+        sizes = [int(b) for b in a.batch_sizes.split(",")]
+    except ValueError:
+        raise AdlibError(f"--batch-sizes {a.batch_sizes!r} must be comma-separated integers, e.g. 1,64") from None
+    if not all(b > 0 for b in sizes):
+        raise AdlibError(f"--batch-sizes {a.batch_sizes}: every batch size must be positive")
+    _check_positive(batches=a.batches, steps=a.steps)
+    _check_steps([a.steps], a.grid)
+    report = throughput(a.run, a.model, a.backbone, a.image_size, sizes, a.steps, a.grid, a.device, a.bf16,
+                        a.compile, a.warmup, a.batches, not a.no_flops)
+    print(format_report(report))
+    if a.json:
+        write_json(report, a.json)
+        print(f"wrote {a.json}")
 
 
 def cmd_select(a):
@@ -119,7 +179,11 @@ def cmd_select(a):
 
 
 def cmd_make_mini(a):
-    from .data.mini import make_mini_mvtec
+    from .data.mini import make_mini_mvtec, make_mini_root
+    if a.categories:
+        root = make_mini_root(a.path, a.categories.split(","), seed=a.seed, size=a.size, overwrite=a.overwrite)
+        print(f"wrote miniature categories {a.categories} under {root} (use --data mvtec-root:{root})")
+        return
     path = make_mini_mvtec(a.path, seed=a.seed, size=a.size, overwrite=a.overwrite)
     print(f"wrote a miniature MVTec-layout category to {path}")
 
@@ -145,6 +209,7 @@ def parser():
     e.add_argument("--transductive", action="store_true", help="fit the combined min-max on the test set (paper)")
     e.add_argument("--weights", default="ema", help="ema (default), model (raw), or snapshots/iter_NNNNNN")
     e.add_argument("--skip-bad", action="store_true")
+    e.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to score (default cpu)")
     e.add_argument("--json", help="write the report here")
     e.set_defaults(fn=cmd_evaluate)
     c = sub.add_parser("compare", help="InvAD vs reconstruction, PaDiM and kNN on the same features")
@@ -153,6 +218,30 @@ def parser():
     c.add_argument("--grid", default="paper", choices=["paper", "reference"])
     c.add_argument("--json", help="write the report here")
     c.set_defaults(fn=cmd_compare)
+    b = sub.add_parser("benchmark", help="per-category table on a root of MVTec-layout categories (resumable)")
+    _train_options(b, data_help="mvtec-root:PATH, the folder that holds the category folders")
+    b.add_argument("--setting", default="unified", choices=["unified", "per-category"],
+                   help="unified: one model for all categories (paper); per-category: one model each")
+    b.add_argument("--steps", type=int, help="inversion steps S (default 3)")
+    b.add_argument("--grid", choices=["paper", "reference"])
+    b.add_argument("--score", choices=["nll", "diff", "combined"])
+    b.set_defaults(fn=cmd_benchmark)
+    g = sub.add_parser("throughput", help="images/s of scoring (backbone + S-step inversion + score) per batch size")
+    g.add_argument("--run", help="a trained run (default: an untrained --model, which times the same)")
+    g.add_argument("--model", default="mlp", help="preset when no --run: mlp | mlp-pos | unet | dit | dit-paper")
+    g.add_argument("--backbone", default="lite0", choices=["lite0", "b4"])
+    g.add_argument("--image-size", type=int, default=256)
+    g.add_argument("--batch-sizes", default="1,64", help="comma-separated batch sizes (default 1,64)")
+    g.add_argument("--steps", type=int, default=3)
+    g.add_argument("--grid", default="paper", choices=["paper", "reference"])
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--bf16", action="store_true", help="bf16 autocast (backbone and eps-network)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the eps-network (compiled in warm-up)")
+    g.add_argument("--warmup", type=int, default=2, help="untimed batches first (default 2)")
+    g.add_argument("--batches", type=int, default=5, help="timed batches per batch size (default 5)")
+    g.add_argument("--no-flops", action="store_true", help="skip counting FLOPs")
+    g.add_argument("--json", help="write the report here")
+    g.set_defaults(fn=cmd_throughput)
     s = sub.add_parser("select", help="choose S, score and weights without labels (synthetic anomalies on validation)")
     s.add_argument("run_dir")
     s.add_argument("--steps", default="1,2,3,5", help="comma-separated S values to consider")
@@ -164,6 +253,7 @@ def parser():
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--size", type=int, default=128)
     m.add_argument("--overwrite", action="store_true")
+    m.add_argument("--categories", help="write a root of categories instead, e.g. grain,tiles,weave (names pick the texture)")
     m.set_defaults(fn=cmd_make_mini)
     nb = sub.add_parser("notebooks", help="the notebook sequence").add_subparsers(dest="action", required=True)
     r = nb.add_parser("run", help="execute notebooks/NN_*.ipynb in order, headless (papermill), into --out")

@@ -7,7 +7,7 @@ import numpy as np
 from . import scoring
 from .bench import end_to_end_ips, invad_scorer, method_rows, timed
 from .cache import decode
-from .data import load_mask
+from .data import load_masks
 
 
 def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=False, batch_size=32,
@@ -16,11 +16,7 @@ def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=Fals
     z_val, _ = run.features(data.val, "val features", skip_bad)
     z_test, test = run.features(data.test, "test features", skip_bad)
     labels = np.array([s.label for s in test])
-    masks = None
-    if data.has_masks:
-        size = run.cfg.image_size
-        masks = np.stack([load_mask(s.mask, s.path, size).numpy() if s.mask else np.zeros((size, size), bool)
-                          for s in test])
+    masks = load_masks(test, run.cfg.image_size) if data.has_masks else None
     scorer = invad_scorer(run.model, steps, grid, z_val, batch_size)
     out, seconds = timed(scorer, z_test)
     if transductive:  # the paper's protocol: min-max fitted on this very test set
@@ -34,7 +30,7 @@ def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=Fals
     decided = out[score] > threshold
     full, alone = end_to_end_ips(run, images, scorer, batch_size)
     row.update(images_per_second=full, backbone_images_per_second=alone, backbone_ratio=full / alone,
-               score_images_per_second=len(z_test) / seconds, batch_size=batch_size, device="cpu",
+               score_images_per_second=len(z_test) / seconds, batch_size=batch_size, device=run.device,
                threshold=threshold, threshold_fpr_on_val=0.05,
                test_fpr=float(decided[labels == 0].mean()), test_tpr=float(decided[labels == 1].mean()))
     return {"data": data.spec, "run": str(run.path), "n_train": len(data.train), "n_test": len(test), "n_anomalous": int(labels.sum()),

@@ -42,7 +42,8 @@ def _weights_path(backbone: str) -> str:
 class FeatureExtractor(torch.nn.Module):
     """Frozen backbone; forward(images in [0, 1], B x 3 x H x W) -> B x C x H/16 x W/16."""
 
-    def __init__(self, backbone: str = "lite0", image_size: int = 256):
+    def __init__(self, backbone: str = "lite0", image_size: int = 256, pretrained: bool = True):
+        """pretrained=False builds the same network with random weights: for timing only, never for scores."""
         super().__init__()
         if backbone not in BACKBONES:
             raise AdlibError(f"unknown --backbone {backbone!r}: choose one of {', '.join(BACKBONES)}")
@@ -56,8 +57,8 @@ class FeatureExtractor(torch.nn.Module):
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # it prints on load
             warnings.simplefilter("ignore")
             # image_size= builds the static SAME padding for this resolution (the default is 224 px).
-            net = EfficientNet.from_pretrained(spec["name"], weights_path=_weights_path(backbone),
-                                               image_size=image_size)
+            net = (EfficientNet.from_pretrained(spec["name"], weights_path=_weights_path(backbone), image_size=image_size)
+                   if pretrained else EfficientNet.from_name(spec["name"], image_size=image_size))
         self.net = net.eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
@@ -69,6 +70,7 @@ class FeatureExtractor(torch.nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         net = self.net
+        images = images.to(self.mean.device)
         x = net._swish(net._bn0(net._conv_stem((images - self.mean) / self.std)))
         maps = []
         for i, block in enumerate(net._blocks[: max(self.blocks) + 1]):  # stop after the last stage used

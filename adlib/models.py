@@ -61,6 +61,7 @@ class _TokenDenoiser:  # a mixin listed first, so nn.Module's forward does not s
         else:
             self.pos = None
         self.blocks = nn.ModuleList(AdaLNBlock(hidden, heads, mlp_ratio) for _ in range(depth))
+        self.gradient_checkpointing = False  # diffusers' enable_gradient_checkpointing() turns it on
         # DiT ends with a LayerNorm, which makes |eps| at each position independent of |x|: an input far
         # outside the training distribution then gets an ordinary-sized eps and its anomaly is lost.
         # Without it the residual stream (which carries proj_in(x) linearly) reaches the output.
@@ -77,13 +78,18 @@ class _TokenDenoiser:  # a mixin listed first, so nn.Module's forward does not s
             h = h + self.pos
         c = self.time(t)
         for block in self.blocks:
-            h = block(h, c)
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                h = self._gradient_checkpointing_func(block, h, c)  # recomputed in backward: saves memory
+            else:
+                h = block(h, c)
         shift, scale = self.ada_out(c).unsqueeze(1).chunk(2, dim=-1)
         out = self.proj_out(self.norm_out(h) * (1 + scale) + shift)
         return out.transpose(1, 2).reshape(B, C, H, W)
 
 
 class EpsMLP(_TokenDenoiser, ModelMixin, ConfigMixin):
+    _supports_gradient_checkpointing = True
+
     @register_to_config
     def __init__(self, channels: int = 192, hidden: int = 128, depth: int = 4, mlp_ratio: float = 4.0,
                  grid: int = 16, pos_embed: str = "none", final_norm: bool = False):
@@ -92,6 +98,8 @@ class EpsMLP(_TokenDenoiser, ModelMixin, ConfigMixin):
 
 
 class EpsDiT(_TokenDenoiser, ModelMixin, ConfigMixin):
+    _supports_gradient_checkpointing = True
+
     @register_to_config
     def __init__(self, channels: int = 192, hidden: int = 256, depth: int = 4, heads: int = 4,
                  mlp_ratio: float = 4.0, grid: int = 16, pos_embed: str = "sincos", final_norm: bool = False):
@@ -100,6 +108,8 @@ class EpsDiT(_TokenDenoiser, ModelMixin, ConfigMixin):
 
 
 class EpsUNet(ModelMixin, ConfigMixin):
+    _supports_gradient_checkpointing = True  # UNet2DModel's blocks carry the switch
+
     @register_to_config
     def __init__(self, channels: int = 192, grid: int = 16, widths: tuple = (128, 256), layers_per_block: int = 1):
         super().__init__()

@@ -5,8 +5,10 @@ RUN/stats.safetensors  standardisation  RUN/model, RUN/ema  eps-networks (save_p
 RUN/loss.csv     iteration,loss,lr      RUN/checkpoint.pt  the resumable training state
 RUN/calibration.json  min-max and threshold fitted on normal validation images
 """
+import hashlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +36,9 @@ def _write_json(path: Path, obj):
 class Run:
     """A trained run: features -> standardise -> DDIM inversion -> scores."""
 
-    def __init__(self, path, weights: str = "ema"):
-        self.path = Path(path)
+    def __init__(self, path, weights: str = "ema", device: str = "cpu"):
+        """device: where the backbone and the eps-network run (`auto` picks CUDA when present)."""
+        self.path, self.device = Path(path), pick_device(device)
         self.cfg = RunConfig.load(self.path / "config.json")
         if weights not in ("ema", "model") and not (self.path / weights / "config.json").is_file():
             snaps = ", ".join(p.relative_to(self.path).as_posix() for p in sorted(self.path.glob("snapshots/iter_*")))
@@ -44,24 +47,25 @@ class Run:
         if not (self.path / weights / "config.json").is_file():
             raise AdlibError(f"{self.path / weights} is missing: the run did not finish; "
                              f"continue it with `adlib train --data {self.cfg.data} --out {self.path} --resume`")
-        self.model = load_model(self.path / weights).eval()
+        self.model = load_model(self.path / weights).eval().to(self.device)
         self.stats = load_file(self.path / "stats.safetensors")
         self._extractor = None
 
     @property
     def extractor(self) -> FeatureExtractor:
         if self._extractor is None:
-            self._extractor = FeatureExtractor(self.cfg.backbone, self.cfg.image_size)
+            self._extractor = FeatureExtractor(self.cfg.backbone, self.cfg.image_size).to(self.device)
         return self._extractor
 
     def features(self, samples, desc="features", skip_bad=False):
         """Standardised features of the samples (cached) and the samples kept."""
-        z, kept = extract(self.extractor, samples, desc=desc, skip_bad=skip_bad)
+        z, kept = extract(self.extractor, samples, desc=desc, skip_bad=skip_bad, device=self.device)
         return standardize(z, self.stats), kept
 
     def invert(self, z, steps=None, grid=None, batch_size=64, trajectory=False):
         points = make_grid(steps or self.cfg.steps, grid or self.cfg.grid)
-        outs = [invert(self.model, z[i:i + batch_size], points, trajectory) for i in range(0, len(z), batch_size)]
+        outs = [_to_cpu(invert(self.model, z[i:i + batch_size].to(self.device), points, trajectory))
+                for i in range(0, len(z), batch_size)]
         if not trajectory:
             return torch.cat(outs)
         return outs[0][0] if len(outs) == 1 else torch.cat([o[0] for o in outs]), \
@@ -70,6 +74,11 @@ class Run:
     def scores(self, z, steps=None, grid=None) -> dict:
         """nll, diff (numpy) and the norm map (B x h x w) of the inverted latents."""
         return scoring.raw_scores(self.invert(z, steps, grid))
+
+
+def _to_cpu(out):
+    """Inversion results come back to the CPU, where scores and metrics are computed."""
+    return out.cpu() if torch.is_tensor(out) else (out[0].cpu(), [x.cpu() for x in out[1]])
 
 
 def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, skip_bad: bool = False) -> Run:
@@ -87,6 +96,8 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
     with state.main_process_first():  # the main process fills the feature cache, the others read it
         z_train, train = extract(extractor, data.train, desc="train features", skip_bad=skip_bad)
         z_val, val = extract(extractor, data.val, desc="val features", skip_bad=skip_bad)
+    cfg = replace(cfg, iters=cfg.iters_for(len(train)))
+    digest = _same_split_everywhere(state, data.split_record())
     stats = fit_stats(z_train, cfg.standardize)
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be good
@@ -101,7 +112,8 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
     if state.is_main_process:
         _write_json(out / "timing.json", {"features_seconds": round(t1 - t0, 1),
                                           "train_seconds": round(time.perf_counter() - t1, 1),
-                                          "iters": cfg.iters, "resumed": resume, "processes": state.num_processes})
+                                          "iters": cfg.iters, "resumed": resume, "processes": state.num_processes,
+                                          "effective_batch": cfg.batch_size, "split_sha256": digest})
         atomic_save_pretrained(raw, out / "model")
         atomic_save_pretrained(ema, out / "ema")
         lr = [cfg.lr * lr_lambda(cfg)(i) for i in range(len(losses))]
@@ -114,6 +126,17 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
     if state.is_main_process:
         calibrate(run, standardize(z_val, stats))
     return run
+
+
+def _same_split_everywhere(state, record) -> str:
+    """sha256 of the split; under several processes every one must have drawn the same split."""
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+    if state.num_processes > 1:
+        from accelerate.utils import gather_object
+        if len(set(gather_object([digest]))) != 1:
+            raise AdlibError("the processes drew different train/val/test splits: give every process the same "
+                             "--data and --split-seed, and the same files")
+    return digest
 
 
 def calibrate(run: Run, z_val, fpr: float = 0.05) -> dict:

@@ -79,6 +79,12 @@ def fit(cfg, z: torch.Tensor, out: Path, resume: bool = False, progress: bool = 
     acc = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if device == "cuda" else "no")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, z.shape[1], z.shape[-1], **cfg.model_kwargs)
+    if cfg.grad_checkpointing:
+        model.enable_gradient_checkpointing()
+    if cfg.batch_size % acc.num_processes:
+        raise AdlibError(f"--batch-size {cfg.batch_size} is the effective batch of {acc.num_processes} processes: "
+                         f"use a multiple of {acc.num_processes}")
+    local_batch = cfg.batch_size // acc.num_processes  # so a recipe means the same on 1 GPU or 8
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     ema = EMAModel(model.parameters(), decay=cfg.ema_decay)
@@ -98,7 +104,7 @@ def fit(cfg, z: torch.Tensor, out: Path, resume: bool = False, progress: bool = 
     bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, desc="train",
                disable=not (progress and acc.is_main_process))
     for i in bar:
-        idx = torch.randint(0, z.shape[0], (cfg.batch_size,), generator=gen)
+        idx = torch.randint(0, z.shape[0], (local_batch,), generator=gen)
         with acc.autocast():
             loss = training_loss(model, z[idx.to(z.device)], gen, focus_t, cfg.t_focus)
         opt.zero_grad(set_to_none=True)

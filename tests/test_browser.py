@@ -13,7 +13,7 @@ NOTEBOOK = "03_visualize_latents"
 
 def _choose_another_image(page):
     """Pick the first image in the explorer's dropdown: its callback must redraw the figure below."""
-    panel = nbk._PANEL
+    panel = nbk.browser._PANEL
     titles = f"{panel} .js-plotly-plot .gtitle"
     before = page.locator(titles).all_text_contents()
     select = page.locator(f"{panel} .widget-dropdown select").first

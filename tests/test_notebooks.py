@@ -225,7 +225,7 @@ def test_html_export_gets_plotly_figures_with_plotly_js_once():
     out = nbformat.v4.new_output("display_data", data={"application/vnd.plotly.v1+json": fig})
     nb.cells = [nbformat.v4.new_code_cell("f", outputs=[out]), nbformat.v4.new_code_cell("g", outputs=[out.copy()])]
     nb.cells[1].outputs[0]["data"] = {"application/vnd.plotly.v1+json": fig}
-    nbk._html_with_plotly(nb)
+    nbk.runner._html_with_plotly(nb)
     html = [c.outputs[0]["data"]["text/html"] for c in nb.cells]
     assert all("Plotly.newPlot" in h for h in html)
     assert len(html[0]) > 1_000_000 > len(html[1])  # plotly.js inlined in the first figure only

@@ -58,3 +58,38 @@ def test_lr_schedule_warms_up_then_decays():
     f = lr_lambda(c)
     assert f(0) == pytest.approx(1e-3) and f(10) == pytest.approx(1.0) and f(99) < 0.01
     assert all(f(i) <= f(10) for i in range(100))
+
+
+def test_paper_recipe_and_epochs():
+    from adlib.cli import _config, parser
+    from adlib.config import recipe
+    c = recipe("paper")
+    assert (c.model, c.backbone, c.batch_size, c.lr, c.ema_decay, c.grad_checkpointing) == \
+        ("dit-paper", "b4", 64, 5e-5, 0.999, True)
+    assert c.iters_for(3000) == 300 * 3000 // 64 + 1  # 300 epochs of 3000 images at batch 64 (rounded up)
+    a = parser().parse_args(["train", "--out", "x", "--recipe", "paper", "--iters", "7"])
+    given = _config(a)  # options on the command line win over the recipe
+    assert (given.model, given.iters, given.iters_for(10**6), given.lr) == ("dit-paper", 7, 7, 5e-5)
+    assert _config(parser().parse_args(["train", "--out", "x"])) == RunConfig()
+
+
+@pytest.mark.parametrize("name, kw", [("mlp", dict(hidden=16, depth=2)), ("dit", dict(hidden=16, depth=2, heads=2))])
+def test_gradient_checkpointing_gives_the_same_gradients(name, kw):
+    from adlib.models import build_model
+    torch.manual_seed(0)
+    m = build_model(name, 8, 4, **kw)
+    for q in m.parameters():  # leave adaLN-Zero's zero init, so every block matters
+        torch.nn.init.normal_(q, std=0.2)
+    x, t = torch.randn(3, 8, 4, 4), torch.tensor([1, 400, 900])
+
+    def grads():
+        m.zero_grad()
+        m(x, t).square().sum().backward()
+        return weights_grad(m)
+    plain = grads()
+    m.enable_gradient_checkpointing()
+    assert m.is_gradient_checkpointing and torch.allclose(grads(), plain, atol=1e-6)
+
+
+def weights_grad(m):
+    return torch.cat([p.grad.flatten() for p in m.parameters()])

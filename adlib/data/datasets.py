@@ -2,10 +2,12 @@
 
 MVTec layout: <cat>/train/good, [<cat>/val/good], <cat>/test/good, <cat>/test/<defect>,
 [<cat>/ground_truth/<defect>/<stem>_mask.png]. `good` is normal; masks pair with images by stem.
+A root of such category folders (`mvtec-root:PATH`) is one dataset for the "unified" setting: one
+model on the normals of every category, evaluated per category.
 ELPV (Buerhop-Lutz et al. 2018, Deitsch et al. 2019; CC BY-NC-SA 4.0): one category per cell type,
 normal = defect probability 0, anomalous = 1; the normals are split 70/10/20 by a seeded permutation.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +26,7 @@ class Sample:
     label: int  # 0 normal, 1 anomalous
     defect: str = "good"
     mask: Optional[str] = None
+    category: str = ""
 
 
 @dataclass
@@ -39,6 +42,15 @@ class Dataset:
         """Which file went where: saved with every run."""
         return {"spec": self.spec, **self.info,
                 **{k: [s.path for s in getattr(self, k)] for k in ("train", "val", "test")}}
+
+    def categories(self) -> dict:
+        """name -> Dataset of that category alone (a single-category dataset is its own only entry)."""
+        names = self.info.get("categories")
+        if not names:
+            return {Path(self.spec.split(":", 1)[-1]).name: self}
+        pick = lambda part, c: [s for s in part if s.category == c]
+        return {c: Dataset(str(Path(self.spec.split(":", 1)[1]) / c), pick(self.train, c), pick(self.val, c),
+                           pick(self.test, c), self.info["has_masks"][c], {"category": c}) for c in names}
 
 
 def _split(items: list, fractions, seed: int) -> list:
@@ -110,15 +122,41 @@ def load_mvtec(folder, split_seed: int = 0, val_fraction: float = 0.1) -> Datase
     return Dataset(str(root), train, val, test, has_masks, info)
 
 
+def category_folders(root) -> list:
+    """The category folders directly under `root`: those with a train/ folder, sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise AdlibError(f"--data mvtec-root:{root}: no such folder; give the folder that holds the category "
+                         f"folders (e.g. mvtec_anomaly_detection/ with bottle/, cable/, ...)")
+    found = sorted(p for p in root.iterdir() if (p / "train").is_dir())
+    if not found:
+        raise AdlibError(f"--data mvtec-root:{root}: no category folders (CATEGORY/train/good) in it; "
+                         f"for a single category use mvtec:PATH_TO_CATEGORY")
+    return found
+
+
+def load_root(root, split_seed: int = 0) -> Dataset:
+    """All categories of an MVTec-layout root as one dataset (the unified setting); samples know their category."""
+    parts = {p.name: load_mvtec(p, split_seed) for p in category_folders(root)}
+    info = {"split_seed": split_seed, "categories": list(parts),
+            "has_masks": {c: d.has_masks for c, d in parts.items()}}
+    merged = {k: [replace(s, category=c) for c, d in parts.items() for s in getattr(d, k)]
+              for k in ("train", "val", "test")}
+    return Dataset(f"mvtec-root:{root}", **merged, has_masks=all(info["has_masks"].values()), info=info)
+
+
 def load_spec(spec: str, split_seed: int = 0) -> Dataset:
-    """SPEC: `elpv:mono|poly|all`, `mvtec:PATH_TO_CATEGORY`, or a path to a category folder."""
+    """SPEC: `elpv:mono|poly|all`, `mvtec:PATH_TO_CATEGORY`, `mvtec-root:PATH` (all categories in it),
+    or a path to a category folder."""
     if spec.startswith("elpv:"):
         kind = spec.split(":", 1)[1]
         if kind not in ("mono", "poly", "all"):
             raise AdlibError(f"unknown --data {spec!r}: ELPV categories are elpv:mono, elpv:poly, elpv:all")
         return load_elpv(kind, split_seed)
+    if spec.startswith("mvtec-root:"):
+        return load_root(spec.split(":", 1)[1], split_seed)
     path = spec.split(":", 1)[1] if spec.startswith("mvtec:") else spec
     if not Path(path).is_dir():
         raise AdlibError(f"unknown --data {spec!r}: use elpv:mono|poly|all, mvtec:PATH_TO_CATEGORY, "
-                         f"or the path of an existing category folder")
+                         f"mvtec-root:PATH_TO_CATEGORIES, or the path of an existing category folder")
     return load_mvtec(path, split_seed)

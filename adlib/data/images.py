@@ -51,3 +51,9 @@ def load_mask(path, image_path, size: int) -> torch.Tensor:
 
 def list_images(folder: Path) -> list:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def load_masks(samples, size: int) -> np.ndarray:
+    """N x size x size bool masks of the samples; normal images (no mask) get an empty one."""
+    return np.stack([load_mask(s.mask, s.path, size).numpy() if s.mask else np.zeros((size, size), bool)
+                     for s in samples])

@@ -1,0 +1,40 @@
+"""The notebook sequence: helpers the notebooks call, the headless runner, and browser screenshots.
+
+    adlib notebooks run [--profile smoke|cpu|full] [--data SPEC] [--out DIR] [--only 03] [--run-dir RUN]
+    python -m adlib.notebooks screenshots [--out docs] [--only 01,03]
+
+One concern per module:
+
+- `workspace`: where notebooks read and write ($ADLIB_NOTEBOOK_OUT or a temp folder, never the
+  repository), the generated miniature for DATA = "mini", and `record(...)` of key numbers
+- `runs`:      a RunConfig from notebook parameters, fresh run folders, the cached smoke run, `open_run`
+- `device`:    torch threads, the device, `on_device` (an eps-network on a GPU called with CPU tensors)
+- `profiles`:  the sequence, each notebook's `parameters` cell and notebooks/profiles/<profile>.yaml
+- `runner`:    papermill execution in order, HTML export, the summary and failure reports
+- `browser`:   JupyterLab in headless Chromium, and the screenshots in docs/
+
+Everything the notebooks, the CLI and the tests use is importable from `adlib.notebooks` itself.
+"""
+from .browser import (CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_AT, JupyterLab, browser_missing, main, run_in_browser,
+                      screenshots)
+from .device import on_device, pick_device, set_threads
+from .profiles import PROFILES, SEQUENCE, declared_parameters, list_notebooks, load_profile, parameters_for, select
+from .runner import export_html, run_notebooks
+from .runs import SMOKE_TRAIN, new_run_dir, open_run, run_config, smoke_run
+from .workspace import MINI, OUT_ENV, notebooks_dir, record, records_dir, resolve_data, work_dir
+
+__all__ = [
+    # workspace
+    "MINI", "OUT_ENV", "notebooks_dir", "work_dir", "resolve_data", "records_dir", "record",
+    # runs
+    "SMOKE_TRAIN", "run_config", "new_run_dir", "smoke_run", "open_run",
+    # device
+    "set_threads", "pick_device", "on_device",
+    # profiles
+    "SEQUENCE", "PROFILES", "list_notebooks", "declared_parameters", "load_profile", "select", "parameters_for",
+    # runner
+    "run_notebooks", "export_html",
+    # browser
+    "CHROMIUM", "CHROMIUM_ARGS", "SCREENSHOT_AT", "browser_missing", "JupyterLab", "run_in_browser", "screenshots",
+    "main",
+]

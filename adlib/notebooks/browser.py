@@ -1,0 +1,227 @@
+"""JupyterLab in headless Chromium (Debian's `chromium` + Python Playwright): run a notebook as a user
+would, report what rendered, and save the screenshots in docs/.
+
+    python -m adlib.notebooks screenshots [--out docs] [--only 01,03]
+"""
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import AdlibError
+from .profiles import list_notebooks, select
+from .runner import _first_line
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOT_AT = {"04_sweep_steps": "3. The paper's ablation"}  # default: the first explorer or plot
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def browser_missing():
+    """None when headless Chromium and Playwright are usable, else the reason (for pytest.skip)."""
+    if not Path(CHROMIUM).is_file():
+        return f"{CHROMIUM} not found: install it with `bash scripts/browser_deps.sh` (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "python package playwright missing: `bash scripts/browser_deps.sh` (pip install playwright)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class JupyterLab:
+    """`jupyter lab` on 127.0.0.1 (free port, known token) over a temp copy of the notebooks."""
+
+    def __init__(self, notebooks, root=None, timeout: float = 90):
+        self.tmp = Path(tempfile.mkdtemp(prefix="adlib-lab-"))
+        self.root = Path(root) if root else self.tmp / "root"
+        self.root.mkdir(parents=True, exist_ok=True)
+        for nb in notebooks:
+            shutil.copy(nb, self.root / Path(nb).name)
+        self.port, self.token, self.timeout = _free_port(), hashlib.sha1(os.urandom(16)).hexdigest()[:24], timeout
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def _settings(self) -> Path:
+        s = self.tmp / "settings"
+        for plugin, values in {
+            # every cell in the DOM; no "Select Kernel" dialog
+            "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none", "autoStartDefaultKernel": True},
+            "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+        }.items():
+            f = s / f"{plugin}.jupyterlab-settings"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(json.dumps(values))
+        return s
+
+    def __enter__(self):
+        import urllib.request
+        env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(self._settings()),
+                   JUPYTERLAB_WORKSPACES_DIR=str(self.tmp / "workspaces"), JUPYTER_RUNTIME_DIR=str(self.tmp / "runtime"),
+                   PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+               f"--port={self.port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
+               f"--ServerApp.root_dir={self.root}", "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False"]
+        self.log = open(self.tmp / "lab.log", "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
+        deadline = time.time() + self.timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AdlibError(f"jupyter lab exited ({self.proc.returncode}): {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        self.__exit__(None, None, None)
+        raise AdlibError(f"jupyter lab did not answer within {self.timeout:.0f} s: {self.log_tail()}")
+
+    def log_tail(self, n: int = 2000) -> str:
+        try:
+            return (self.tmp / "lab.log").read_text()[-n:]
+        except OSError:
+            return ""
+
+    def __exit__(self, *exc):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return False
+
+
+_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the visible tab
+_PROMPTS_JS = f"() => [...document.querySelectorAll('{_PANEL} .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim())"
+_ERRORS_JS = f"""() => [...document.querySelectorAll('{_PANEL} .jp-OutputArea-output')]
+    .map(e => e.innerText || '').filter(t => t.includes('Traceback') || /^\\S*Error\\b/m.test(t) && t.includes('----'))
+    .map(t => t.slice(0, 400))"""
+_SCROLL_JS = f"""() => {{
+  const cells = [...document.querySelectorAll('{_PANEL} .jp-Cell')];
+  let i = cells.findIndex(c => c.querySelector('.widget-slider, .widget-dropdown') && c.querySelector('.js-plotly-plot'));
+  if (i < 0) i = cells.findIndex(c => c.querySelector('.js-plotly-plot'));
+  if (i < 0) return false;
+  (cells[Math.max(0, i - 1)]).scrollIntoView({{block: 'start'}});
+  return true;
+}}"""
+
+
+def run_in_browser(lab: JupyterLab, notebook: str, screenshot=None, timeout: float = 600,
+                   viewport=(1400, 1000), scroll_to: str = None, interact=None) -> dict:
+    """Open `notebook` in JupyterLab in headless Chromium, run all cells, wait, and report what rendered.
+
+    The screenshot shows the first explorer (widgets + plot), else the first plot, or the cell whose
+    text starts with `scroll_to`. interact(page) runs after the cells (its result: "interaction").
+    Returns {prompts, plotly, widgets, errors (tracebacks in outputs), console (console errors and page
+    errors), screenshot}."""
+    from playwright.sync_api import sync_playwright
+    console = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.on("console", lambda m: console.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+            # ?reset: a fresh workspace, not the tabs a previous page left open
+            page.goto(f"{lab.url}/lab/tree/{notebook}?reset&token={lab.token}", wait_until="domcontentloaded")
+            page.wait_for_selector(f"{_PANEL} .jp-Cell", timeout=120_000)
+            dialog = page.locator(".jp-Dialog .jp-mod-accept")
+            if dialog.count():  # a kernel chooser, should the setting above not apply
+                dialog.first.click()
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+            page.keyboard.press("Control+b")  # hide the file browser: more room for the notebook
+            done = lambda x: x.startswith("[") and x[1:-2].isdigit()  # noqa: E731
+            for _ in range(4):  # "idle" can show before the kernel connection takes requests: retry
+                page.wait_for_timeout(3000)
+                page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+                page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+                t0 = time.time()
+                while time.time() - t0 < 30 and not any(x == "[*]:" or done(x) for x in page.evaluate(_PROMPTS_JS)):
+                    time.sleep(0.5)
+                if any(x == "[*]:" or done(x) for x in page.evaluate(_PROMPTS_JS)):
+                    break
+            started, deadline, prompts = time.time(), time.time() + timeout, []
+            while time.time() < deadline:
+                time.sleep(1.0)
+                prompts = page.evaluate(_PROMPTS_JS)
+                if prompts and all(done(x) for x in prompts):
+                    break
+                busy = any(x == "[*]:" for x in prompts)
+                if not busy and (page.evaluate(_ERRORS_JS) or (time.time() - started > 60 and not any(map(done, prompts)))):
+                    break  # stopped at an error, or nothing ever ran
+            page.wait_for_timeout(2000)  # let plotly finish drawing
+            result = {"prompts": prompts, "plotly": page.locator(f"{_PANEL} .js-plotly-plot").count(),
+                      "widgets": page.locator(f"{_PANEL} .widget-slider, {_PANEL} .widget-dropdown").count(),
+                      "errors": page.evaluate(_ERRORS_JS), "console": console, "screenshot": None}
+            if interact is not None:
+                result["interaction"] = interact(page)
+            if screenshot:
+                if scroll_to:
+                    page.locator(f"{_PANEL} .jp-Cell", has_text=scroll_to).first.evaluate(
+                        "e => e.scrollIntoView({block: 'start'})")
+                else:
+                    page.evaluate(_SCROLL_JS)
+                page.wait_for_timeout(1000)
+                Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(screenshot))
+                result["screenshot"] = str(screenshot)
+            return result
+        finally:
+            browser.close()
+
+
+def screenshots(out="docs", only=None, timeout: float = 900, log=print) -> list:
+    """Run each notebook (committed = smoke values) in JupyterLab and save docs/<notebook>.png."""
+    reason = browser_missing()
+    if reason:
+        raise AdlibError(reason)
+    paths = list_notebooks()
+    names = select([p.stem for p in paths], only)
+    done = []
+    with JupyterLab(paths) as lab:
+        for name in names:
+            t0 = time.time()
+            r = run_in_browser(lab, f"{name}.ipynb", Path(out) / f"{name}.png", timeout=timeout,
+                               scroll_to=SCREENSHOT_AT.get(name))
+            log(f"{name}: {len(r['prompts'])} code cells, {r['plotly']} plotly figures, {r['widgets']} widget "
+                f"controls, {len(r['errors'])} errors, {len(r['console'])} console errors, "
+                f"{time.time() - t0:.0f} s -> {r['screenshot']}")
+            for e in r["errors"] + r["console"]:
+                lines = [x.strip() for x in e.splitlines() if "Error" in x or "error" in x] or [_first_line(e)]
+                log("   " + lines[0][:200])
+            done.append(r)
+    return done
+
+
+def main(argv=None):
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m adlib.notebooks")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("screenshots", help="run the notebooks in headless JupyterLab and save PNGs")
+    s.add_argument("--out", default="docs")
+    s.add_argument("--only")
+    a = p.parse_args(argv)
+    try:
+        screenshots(a.out, a.only)
+    except AdlibError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
