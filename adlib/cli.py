@@ -196,6 +196,7 @@ def cmd_notebooks(a):
 def parser():
     p = argparse.ArgumentParser(prog="adlib", description="Reconstruction-free anomaly detection with diffusion models.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is fastest on a busy machine)")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="extract features and train an eps-network on normal images")
     _train_options(t)
@@ -269,6 +270,10 @@ def parser():
 def main(argv=None):
     a = parser().parse_args(argv)
     try:
+        if a.threads is not None:
+            _check_positive(threads=a.threads)
+            import torch
+            torch.set_num_threads(a.threads)
         a.fn(a)
     except AdlibError as e:
         if a.debug:

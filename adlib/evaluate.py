@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from . import scoring
-from .bench import end_to_end_ips, invad_scorer, method_rows, timed
+from .bench import end_to_end_ips, invad_scorer, method_rows, timed_scorer
 from .cache import decode
 from .data import load_masks
 
@@ -18,7 +18,7 @@ def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=Fals
     labels = np.array([s.label for s in test])
     masks = load_masks(test, run.cfg.image_size) if data.has_masks else None
     scorer = invad_scorer(run.model, steps, grid, z_val, batch_size)
-    out, seconds = timed(scorer, z_test)
+    out, seconds = timed_scorer(scorer, z_test, batch_size)
     if transductive:  # the paper's protocol: min-max fitted on this very test set
         out["combined"] = scoring.Normalizer.fit(out).combined(out)
     val_scores = scorer(z_val)[score]

@@ -1,8 +1,10 @@
 """Training loop: DDPM eps-prediction on (standardised) features of normal images.
 
-AdamW, linear warm-up then cosine decay, grad-norm clipping, EMA weights (used for scoring).
-Runs under `accelerate launch` for several GPUs/processes (DDP; only the main process writes) and
-in plain Python on one device. Checkpoints are atomic; `resume=True` continues bit-identically on CPU.
+AdamW, linear warm-up then cosine decay, grad-norm clipping, EMA weights (used for scoring; diffusers'
+EMAModel, whose decay at step n warms up as min(ema_decay, n / (n + 9)), so 0.999 is reached after ~9,000
+steps). Runs under `accelerate launch` for several GPUs/processes (DDP): cfg.batch_size is the effective
+batch, split evenly across processes; only the main process writes. Plain Python runs on one device.
+Checkpoints are atomic; `resume=True` continues bit-identically on CPU.
 """
 import math
 import os

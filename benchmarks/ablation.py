@@ -28,6 +28,7 @@ VARIANTS = {
     "mlp-position": dict(model="mlp", standardize="position", model_kwargs=SMALL),
     "mlppos-channel": dict(model="mlp-pos", standardize="channel", model_kwargs=SMALL),
     "mlppos-position": dict(model="mlp-pos", standardize="position", model_kwargs=SMALL),
+    "mlp256-position": dict(model="mlp", standardize="position", model_kwargs=dict(hidden=256, depth=4)),
     "mlp256-channel": dict(model="mlp", standardize="channel", model_kwargs=dict(hidden=256)),
     "mlp256-channel-ln": dict(model="mlp", standardize="channel", model_kwargs=dict(hidden=256, final_norm=True)),
     "dit-channel": dict(model="dit", standardize="channel", model_kwargs=dict(hidden=128, depth=3)),

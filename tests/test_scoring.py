@@ -33,3 +33,11 @@ def test_threshold_has_the_asked_false_positive_rate():
     normal = np.random.default_rng(0).normal(size=10_000)
     th = scoring.calibrate_threshold(normal, fpr=0.05)
     assert abs((normal > th).mean() - 0.05) < 1e-3
+
+
+def test_raw_scores_agree_with_the_formulas():
+    x = 3 * torch.randn(4, 192, 16, 16)
+    s = scoring.raw_scores(x)
+    assert np.allclose(s["nll"], scoring.nll(x).numpy(), rtol=1e-6)
+    a = x.double().pow(2).sum(1).sqrt()
+    assert np.allclose(s["diff"], (a.amax((1, 2)) - a.amin((1, 2))).numpy(), rtol=1e-5)

@@ -42,3 +42,22 @@ def test_cli_bf16_json(tmp_path, capsys):
 def test_cli_bad_options(args, says, capsys):
     assert main(["throughput", "--device", "cpu", *args]) == 2
     assert says in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without CUDA")
+def test_cuda_without_cuda_is_one_line(tiny_run, capsys):
+    assert main(["throughput", "--device", "cuda"]) == 2
+    assert main(["evaluate", str(tiny_run.path), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("--device cuda" in line and "no CUDA" in line for line in err)
+
+
+def test_threads_option(capsys):
+    before = torch.get_num_threads()
+    try:
+        assert main(["--threads", "1", "throughput", "--model", "mlp", "--image-size", "64", "--batch-sizes", "1",
+                     "--batches", "1", "--warmup", "0", "--no-flops", "--device", "cpu"]) == 0
+        assert "(1 threads)" in capsys.readouterr().out
+        assert main(["--threads", "0", "throughput"]) == 2
+    finally:
+        torch.set_num_threads(before)
