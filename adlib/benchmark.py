@@ -34,7 +34,8 @@ def _load_or_train(cfg: RunConfig, path: Path):
     return train_run(cfg, path, resume=(path / "config.json").is_file())
 
 
-def evaluate_categories(run, parts: dict, out: Path = None, steps=None, grid=None, score=None, progress=True) -> list:
+def evaluate_categories(run, parts: dict, out: Path = None, steps=None, grid=None, score=None, progress=True,
+                        **evaluate_kw) -> list:
     """One evaluate_run row per category (name -> Dataset), with n_train/n_test/n_anomalous; kept in out/<cat>.json."""
     rows = []
     for name, part in tqdm(parts.items(), desc="categories", disable=not progress or len(parts) < 2):
@@ -42,7 +43,7 @@ def evaluate_categories(run, parts: dict, out: Path = None, steps=None, grid=Non
         if done and done.is_file():
             rows.append(json.loads(done.read_text()))
             continue
-        report = evaluate_run(run, part, steps, grid, score)
+        report = evaluate_run(run, part, steps, grid, score, **evaluate_kw)
         row = {"category": name, **report["methods"][0],
                **{k: report[k] for k in ("n_train", "n_test", "n_anomalous")}}
         if done:

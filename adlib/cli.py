@@ -101,7 +101,8 @@ def cmd_evaluate(a):
     if data.info.get("categories"):  # a root of categories: one row each, then the mean
         from .benchmark import evaluate_categories, mean_row, to_markdown
         from .evaluate import write_json
-        rows = evaluate_categories(run, data.categories(), None, a.steps, a.grid, a.score)
+        rows = evaluate_categories(run, data.categories(), None, a.steps, a.grid, a.score,
+                                   transductive=a.transductive, skip_bad=a.skip_bad)
         table = {"data": data.spec, "setting": "evaluate", "steps": a.steps or run.cfg.steps,
                  "grid": a.grid or run.cfg.grid, "score": a.score or run.cfg.score, "config": vars(run.cfg),
                  "rows": rows, "mean": mean_row(rows)}
