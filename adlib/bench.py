@@ -111,7 +111,7 @@ def measure(methods, run, z_test, labels, masks, images, batch_size=32, progress
         backbone.append(alone)
         speed = {"images_per_second": full, "backbone_images_per_second": alone, "backbone_ratio": full / alone,
                  "score_images_per_second": len(z_test) / seconds, "batch_size": batch_size,
-                 "device": str(getattr(run, "device", "cpu"))}
+                 "device": run.device}
         rows += [{**r, **speed} for r in method_rows(name, out, labels, masks, run.cfg.image_size, extra)]
     return rows, float(np.median(backbone))
 

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 from .config import RunConfig
 from .data import load_spec
 from .errors import AdlibError
-from .evaluate import evaluate_run, write_json
+from .evaluate import evaluate_run
+from .files import atomic_write_text, write_json
 
 COLUMNS = ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "aupro", "pixel_ap", "pixel_f1max", "mad",
            "images_per_second")
@@ -61,6 +62,13 @@ def mean_row(rows) -> dict:
     return mean
 
 
+def evaluate_root(run, data, steps=None, grid=None, score=None, **evaluate_kw) -> dict:
+    """The per-category table of one trained run on a root of categories (`adlib evaluate RUN`)."""
+    rows = evaluate_categories(run, data.categories(), None, steps, grid, score, **evaluate_kw)
+    return {"data": data.spec, "setting": "evaluate", "steps": steps or run.cfg.steps, "grid": grid or run.cfg.grid,
+            "score": score or run.cfg.score, "config": asdict(run.cfg), "rows": rows, "mean": mean_row(rows)}
+
+
 def benchmark(root, out, cfg: RunConfig, setting: str = "unified", steps=None, grid=None, score=None) -> dict:
     """Train (or resume) and evaluate every category under `root`; returns and writes the table."""
     if setting not in ("unified", "per-category"):
@@ -87,14 +95,15 @@ def benchmark(root, out, cfg: RunConfig, setting: str = "unified", steps=None, g
             rows += evaluate_categories(run, {name: part}, out / "categories", steps, grid, score)
     table = {**settings, "rows": rows, "mean": mean_row(rows), "paper_mean": PAPER_MEANS}
     write_json(table, out / "results.json")
-    _atomic_text(out / "results.csv", to_csv(table))
-    _atomic_text(out / "results.md", to_markdown(table))
+    atomic_write_text(out / "results.csv", to_csv(table))
+    atomic_write_text(out / "results.md", to_markdown(table))
     return table
 
 
 def _check_settings(path: Path, settings: dict):
     if not path.is_file():
-        return write_json(settings, path)
+        write_json(settings, path)
+        return
     was = json.loads(path.read_text())
     flat = lambda d: {**{k: v for k, v in d.items() if k != "config"}, **d.get("config", {})}
     old, new = flat(was), flat(settings)
@@ -102,12 +111,6 @@ def _check_settings(path: Path, settings: dict):
     if diff:
         raise AdlibError(f"{path.parent} holds a benchmark made with {', '.join(diff)}: rerun with its options "
                          f"to resume it, or choose another --out")
-
-
-def _atomic_text(path: Path, text: str):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def to_csv(table) -> str:

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from .errors import AdlibError
+from .files import write_json
 
 SPEC_HELP = ("elpv:mono|poly|all, mvtec:PATH_TO_CATEGORY, mvtec-root:PATH (every category in it: one unified model), "
              "or a path to a category folder")
@@ -83,7 +84,6 @@ def cmd_train(a):
 
 def _print_report(report, json_path):
     from .bench import format_table
-    from .evaluate import write_json
     print(format_table(report))
     if json_path:
         write_json(report, json_path)
@@ -99,13 +99,8 @@ def cmd_evaluate(a):
         _check_steps([a.steps], a.grid or run.cfg.grid)
     data = load_spec(a.data or run.cfg.data, run.cfg.split_seed)
     if data.info.get("categories"):  # a root of categories: one row each, then the mean
-        from .benchmark import evaluate_categories, mean_row, to_markdown
-        from .evaluate import write_json
-        rows = evaluate_categories(run, data.categories(), None, a.steps, a.grid, a.score,
-                                   transductive=a.transductive, skip_bad=a.skip_bad)
-        table = {"data": data.spec, "setting": "evaluate", "steps": a.steps or run.cfg.steps,
-                 "grid": a.grid or run.cfg.grid, "score": a.score or run.cfg.score, "config": vars(run.cfg),
-                 "rows": rows, "mean": mean_row(rows)}
+        from .benchmark import evaluate_root, to_markdown
+        table = evaluate_root(run, data, a.steps, a.grid, a.score, transductive=a.transductive, skip_bad=a.skip_bad)
         print(to_markdown(table))
         if a.json:
             write_json(table, a.json)
@@ -117,7 +112,7 @@ def cmd_evaluate(a):
 def cmd_compare(a):
     from .bench import compare
     from .data import load_spec
-    from .config import FEATURE_KEYS, RunConfig
+    from .config import FEATURE_KEYS
     from .run import Run, train_run
     try:
         steps = [int(s) for s in a.steps.split(",")]
@@ -148,7 +143,6 @@ def cmd_benchmark(a):
 
 
 def cmd_throughput(a):
-    from .evaluate import write_json
     from .throughput import format_report, throughput
     try:
         sizes = [int(b) for b in a.batch_sizes.split(",")]
@@ -167,7 +161,6 @@ def cmd_throughput(a):
 
 
 def cmd_select(a):
-    from .evaluate import write_json
     from .select import select_run
     steps = [int(s) for s in a.steps.split(",")]
     _check_steps(steps, a.grid)

@@ -1,6 +1,4 @@
 """Evaluate one trained run with one InvAD setting: metrics, speed, and calibrated decisions."""
-import json
-from pathlib import Path
 
 import numpy as np
 
@@ -36,11 +34,3 @@ def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=Fals
     return {"data": data.spec, "run": str(run.path), "n_train": len(data.train), "n_test": len(test), "n_anomalous": int(labels.sum()),
             "seed": run.cfg.seed, "backbone_images_per_second": alone,
             "methods": [row]}
-
-
-def write_json(obj, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)

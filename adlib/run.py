@@ -22,15 +22,10 @@ from .data import load_spec
 from .diffusion import invert, make_grid
 from .errors import AdlibError
 from .features import FeatureExtractor
+from .files import atomic_write_text, write_json
 from .models import load_model
 from .standardize import fit_stats, standardize
 from .train import atomic_save_pretrained, fit, lr_lambda, pick_device
-
-
-def _write_json(path: Path, obj):
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
 
 
 class Run:
@@ -105,21 +100,18 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
         cfg.save(out / "config.json")
         record = data.split_record()
         record["skipped"] = len(data.train) + len(data.val) - len(train) - len(val)
-        _write_json(out / "split.json", record)
+        write_json(record, out / "split.json")
     state.wait_for_everyone()
     t1 = time.perf_counter()
     raw, ema, losses, _ = fit(cfg, standardize(z_train, stats), out, resume=resume, progress=progress)
     if state.is_main_process:
-        _write_json(out / "timing.json", {"features_seconds": round(t1 - t0, 1),
-                                          "train_seconds": round(time.perf_counter() - t1, 1),
-                                          "iters": cfg.iters, "resumed": resume, "processes": state.num_processes,
-                                          "effective_batch": cfg.batch_size, "split_sha256": digest})
+        write_json({"features_seconds": round(t1 - t0, 1), "train_seconds": round(time.perf_counter() - t1, 1),
+                    "iters": cfg.iters, "resumed": resume, "processes": state.num_processes,
+                    "effective_batch": cfg.batch_size, "split_sha256": digest}, out / "timing.json")
         atomic_save_pretrained(raw, out / "model")
         atomic_save_pretrained(ema, out / "ema")
         lr = [cfg.lr * lr_lambda(cfg)(i) for i in range(len(losses))]
-        tmp = out / "loss.csv.tmp"
-        tmp.write_text("iter,loss,lr\n" + "".join(f"{i + 1},{l:.6f},{r:.3e}\n" for i, (l, r) in enumerate(zip(losses, lr))))
-        tmp.replace(out / "loss.csv")
+        atomic_write_text(out / "loss.csv", "iter,loss,lr\n" + "".join(f"{i + 1},{l:.6f},{r:.3e}\n" for i, (l, r) in enumerate(zip(losses, lr))))
     state.wait_for_everyone()
     run = Run(out)
     run.num_processes = state.num_processes
@@ -147,5 +139,5 @@ def calibrate(run: Run, z_val, fpr: float = 0.05) -> dict:
     cal = {"steps": run.cfg.steps, "grid": run.cfg.grid, "score": run.cfg.score, "normalizer": norm.to_dict(),
            "fpr": fpr, "threshold": scoring.calibrate_threshold(score, fpr), "n_val": int(len(z_val)),
            "val_scores": [float(v) for v in np.asarray(score)]}
-    _write_json(run.path / "calibration.json", cal)
+    write_json(cal, run.path / "calibration.json")
     return cal

@@ -38,15 +38,20 @@ def pixel_map(amap: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(amap[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)[:, 0]
 
 
-def raw_scores(x: torch.Tensor) -> dict:
-    """The per-image numbers everything else is built from, in one pass over x.
+def latent_scores(x: torch.Tensor) -> dict:
+    """NLL, Diff and the norm map as tensors on x's device, in one pass over x.
 
     NLL comes from the norm map, since sum_ij A[i,j]^2 = ||x||^2: the same value as `nll(x)` without a
     second (float64) pass over the whole latent."""
     amap = norm_map(x)
-    sq = amap.double().pow(2).flatten(1).sum(1)
-    nll_ = 0.5 * sq + 0.5 * x[0].numel() * math.log(2 * math.pi)
-    return {"nll": nll_.numpy(), "diff": diff(amap.double()).numpy(), "map": amap}
+    nll_ = 0.5 * amap.double().pow(2).flatten(1).sum(1) + 0.5 * x[0].numel() * math.log(2 * math.pi)
+    return {"nll": nll_, "diff": diff(amap.double()), "map": amap}
+
+
+def raw_scores(x: torch.Tensor) -> dict:
+    """The per-image numbers everything else is built from: `latent_scores` with NLL and Diff as numpy."""
+    s = latent_scores(x)
+    return {"nll": s["nll"].cpu().numpy(), "diff": s["diff"].cpu().numpy(), "map": s["map"]}
 
 
 @dataclass

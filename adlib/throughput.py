@@ -57,9 +57,8 @@ def measure(extractor, stats, eps, batch_size, steps=3, grid="paper", device="cp
             z = extractor(images).float()
             if not with_inversion:
                 return z
-            x = invert(model, standardize(z, stats), points).float()
-        amap = scoring.norm_map(x)
-        return scoring.nll(x), scoring.diff(amap), amap
+            x = invert(model, standardize(z, stats), points)
+        return scoring.latent_scores(x)  # the library's scoring, left on the device
 
     def seconds(with_inversion):
         for _ in range(warmup):

@@ -4,13 +4,13 @@ Where notebooks write: $ADLIB_NOTEBOOK_OUT (set by the runner to --out) or, when
 interactive session), a per-user folder in the system temp dir: never the repository.
 DATA = "mini" (or "mini:<texture>") generates the miniature MVTec-layout category there.
 """
-import json
 import math
 import os
 import tempfile
 from pathlib import Path
 
 from ..errors import AdlibError
+from ..files import write_json
 
 MINI = "mini"
 OUT_ENV = "ADLIB_NOTEBOOK_OUT"
@@ -77,7 +77,5 @@ def record(notebook: str, **numbers) -> dict:
     (a `run_dir` entry is passed on as RUN_DIR to the notebooks after this one)."""
     numbers = _plain(numbers)
     path = records_dir() / f"{notebook}.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(numbers, indent=2) + "\n")
-    tmp.replace(path)
+    write_json(numbers, path)
     return numbers
