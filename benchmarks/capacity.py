@@ -1,0 +1,127 @@
+"""Does the denoiser learn more than a Gaussian? A trained eps-network against its untrained control.
+
+    OMP_NUM_THREADS=1 python benchmarks/capacity.py --data elpv:poly --features pooled --model h128 --iters 1000
+
+Works on cached backbone features (EfficientNet-Lite0, 256 px), transformed one of three ways:
+- `position`: the kit's default, one mean/std per channel and position;
+- `pooled`:   `position`, then one 192 x 192 whitening shared by all positions, L^-1 z with
+              L L^T = Cov(z over images and positions) + eps I. Its untrained control is a pooled-Gaussian
+              Mahalanobis score: if the trained model scores no better, it learned no more than that;
+- `whiten`:   per-position whitening (PaDiM's Gaussian), see adlib/standardize.py.
+Models are per-position MLPs (`adlib.models.EpsMLP`) of the sizes in MODELS; `posada` feeds a learned
+position embedding through adaLN (c = time(t) + pos_ij at each token) instead of adding it to the input.
+Prints one JSON line: image AUROC (NLL / Diff / combined) at S = 2, 3, 5 and of the untrained control at S = 3.
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from adlib import models
+from adlib.bench import invad_scorer
+from adlib.cache import extract
+from adlib.config import RunConfig
+from adlib.data import load_spec
+from adlib.features import FeatureExtractor
+from adlib.standardize import fit_stats, standardize
+from adlib.train import fit
+
+
+class EpsMLPPosAda(models.EpsMLP):
+    """EpsMLP whose adaLN conditioning is c = time(t) + pos_ij per token, so every block's shift, scale
+    and gate can differ by position (a learned position embedding, initialised N(0, 0.5^2))."""
+
+    def forward(self, x, t):
+        B, C, H, W = x.shape
+        h = self.proj_in(x.flatten(2).transpose(1, 2))
+        c = self.time(t)[:, None, :] + self.pos
+        for block in self.blocks:
+            shift, scale, gate = block.ada(c).chunk(3, dim=-1)
+            h = h + gate * block.mlp(block.norm2(h) * (1 + scale) + shift)
+        shift, scale = self.ada_out(c).chunk(2, dim=-1)
+        return self.proj_out(self.norm_out(h) * (1 + scale) + shift).transpose(1, 2).reshape(B, C, H, W)
+
+
+def posada(**kwargs):
+    model = EpsMLPPosAda(**kwargs)
+    torch.nn.init.normal_(model.pos, std=0.5)  # a zero start would give the zero-initialised adaLN nothing to tell apart
+    return model
+
+
+models.MODELS["mlp-posada"] = posada
+models.PRESETS["mlp-posada"] = ("mlp-posada", dict(pos_embed="learned"))
+
+MODELS = {  # name -> (preset, kwargs); h128 is the kit's default
+    "h128": ("mlp", {}),
+    "h128-r8": ("mlp", dict(mlp_ratio=8)),
+    "h256-r2": ("mlp", dict(hidden=256, mlp_ratio=2)),
+    "h256-d2": ("mlp", dict(hidden=256, depth=2)),
+    "h256": ("mlp", dict(hidden=256)),
+    "h128-pos": ("mlp-pos", {}),
+    "h128-posada": ("mlp-posada", {}),
+}
+
+
+def pooled_whitening(z_train: torch.Tensor, eps: float = 0.01):
+    """z -> L^-1 z per position, with one L for all positions: L L^T = Cov(z_train pooled) + eps I."""
+    c = z_train.shape[1]
+    x = z_train.double().permute(0, 2, 3, 1).reshape(-1, c)
+    chol = torch.linalg.cholesky(x.T @ x / len(x) + eps * torch.eye(c, dtype=torch.float64))
+
+    def apply(z):
+        n, _, h, w = z.shape
+        y = torch.linalg.solve_triangular(chol, z.double().permute(1, 0, 2, 3).reshape(c, -1), upper=False)
+        return y.reshape(c, n, h, w).permute(1, 0, 2, 3).float().contiguous()
+    return apply
+
+
+def features(spec: str, how: str) -> dict:
+    data, extractor = load_spec(spec), FeatureExtractor("lite0", 256)
+    raw = {part: extract(extractor, getattr(data, part), desc=part) for part in ("train", "val", "test")}
+    stats = fit_stats(raw["train"][0], "whiten" if how == "whiten" else "position")
+    z = {part: standardize(zk, stats) for part, (zk, _) in raw.items()}
+    if how == "pooled":
+        apply = pooled_whitening(z["train"])
+        z = {part: apply(zk) for part, zk in z.items()}
+    z["y"] = np.array([s.label for s in raw["test"][1]])
+    return z
+
+
+def aurocs(model, steps, z) -> str:
+    r = invad_scorer(model, steps, "paper", z["val"])(z["test"])
+    return "/".join(f"{roc_auc_score(z['y'], r[k]):.3f}" for k in ("nll", "diff", "combined"))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default="elpv:poly")
+    p.add_argument("--features", choices=("position", "pooled", "whiten"), default="position")
+    p.add_argument("--model", choices=MODELS, default="h128")
+    p.add_argument("--iters", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    z = features(a.data, a.features)
+    preset, kwargs = MODELS[a.model]
+    cfg = RunConfig(data=a.data, model=preset, model_kwargs=kwargs, iters=a.iters, seed=a.seed, device="cpu",
+                    snapshots=False, checkpoint_every=10 ** 9)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as out:
+        _, ema, losses, _ = fit(cfg, z["train"], Path(out), progress=False)
+    row = {"data": a.data, "features": a.features, "model": a.model, "iters": a.iters, "seed": a.seed,
+           "train_s": round(time.time() - t0), "params": sum(q.numel() for q in ema.parameters()),
+           "loss": round(float(np.mean(losses[-100:])), 4)}
+    row.update({f"S{s}": aurocs(ema, s, z) for s in (2, 3, 5)})
+    torch.manual_seed(a.seed)
+    row["control_S3"] = aurocs(models.build_model(preset, z["train"].shape[1], z["train"].shape[-1], **kwargs).eval(),
+                               3, z)
+    print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
