@@ -4,11 +4,11 @@
 
 Works on cached backbone features (EfficientNet-Lite0, 256 px), transformed one of three ways:
 - `position`: the kit's default, one mean/std per channel and position;
-- `pooled`:   `position`, then one 192 x 192 whitening shared by all positions, L^-1 z with
-              L L^T = Cov(z over images and positions) + eps I. Its untrained control is a pooled-Gaussian
-              Mahalanobis score: if the trained model scores no better, it learned no more than that;
+- `pooled`:   `position`, then one 192 x 192 whitening shared by all positions (`pooled_whitening`). Its
+              untrained control is a pooled Gaussian's Mahalanobis score: if the trained model scores
+              no better, it learned no more than that;
 - `whiten`:   per-position whitening (PaDiM's Gaussian), see adlib/standardize.py.
-Models are per-position MLPs (`adlib.models.EpsMLP`) of the sizes in MODELS; `posada` feeds a learned
+Models are per-position MLPs (`adlib.models.EpsMLP`) of the sizes in MODELS, and two spatial ones; `posada` feeds a learned
 position embedding through adaLN (c = time(t) + pos_ij at each token) instead of adding it to the input.
 Prints one JSON line: image AUROC (NLL / Diff / combined) at S = 2, 3, 5 and of the untrained control at S = 3.
 """
@@ -65,19 +65,23 @@ MODELS = {  # name -> (preset, kwargs); h128 is the kit's default
     "h256": ("mlp", dict(hidden=256)),
     "h128-pos": ("mlp-pos", {}),
     "h128-posada": ("mlp-posada", {}),
+    "unet": ("unet", {}),  # diffusers' UNet2DModel: 3 x 3 convolutions see the neighbouring positions
+    "dit": ("dit", dict(hidden=128, depth=3)),  # attention across all positions
 }
 
 
-def pooled_whitening(z_train: torch.Tensor, eps: float = 0.01):
-    """z -> L^-1 z per position, with one L for all positions: L L^T = Cov(z_train pooled) + eps I."""
+def pooled_whitening(z_train: torch.Tensor):
+    """adlib's `whiten` with every position of every image as one sample of a single position: one
+    L L^T = Cov(z_train pooled) + eps I for all positions, applied as z -> L^-1 (z - mean)."""
     c = z_train.shape[1]
-    x = z_train.double().permute(0, 2, 3, 1).reshape(-1, c)
-    chol = torch.linalg.cholesky(x.T @ x / len(x) + eps * torch.eye(c, dtype=torch.float64))
+
+    def tokens(z):  # N x C x h x w -> (N h w) x C x 1 x 1
+        return z.permute(0, 2, 3, 1).reshape(-1, c, 1, 1)
+    stats = fit_stats(tokens(z_train), "whiten")
 
     def apply(z):
         n, _, h, w = z.shape
-        y = torch.linalg.solve_triangular(chol, z.double().permute(1, 0, 2, 3).reshape(c, -1), upper=False)
-        return y.reshape(c, n, h, w).permute(1, 0, 2, 3).float().contiguous()
+        return standardize(tokens(z), stats).reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous()
     return apply
 
 
