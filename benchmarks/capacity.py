@@ -8,13 +8,14 @@ Works on cached backbone features (EfficientNet-Lite0, 256 px), transformed one 
               untrained control is a pooled Gaussian's Mahalanobis score: if the trained model scores
               no better, it learned no more than that;
 - `whiten`:   per-position whitening (PaDiM's Gaussian), see adlib/standardize.py.
-Models are per-position MLPs (`adlib.models.EpsMLP`) of the sizes in MODELS, and two spatial ones; `posada` feeds a learned
-position embedding through adaLN (c = time(t) + pos_ij at each token) instead of adding it to the input.
+Models (MODELS) are per-position MLPs (`adlib.models.EpsMLP`) of several sizes, `h128-posada` (a learned
+position embedding fed through adaLN, c = time(t) + pos_ij at each token), `h128-conv` (a 3 x 3 input
+convolution), and the kit's UNet and DiT. The two script-local models are registered in
+`adlib.models.MODELS` for this process only, because `adlib.train.fit` builds its model by preset name.
 Prints one JSON line: image AUROC (NLL / Diff / combined) at S = 2, 3, 5 and of the untrained control at S = 3.
 """
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,7 +56,10 @@ class ConvTokens(torch.nn.Module):
     def __init__(self, channels, hidden, grid):
         super().__init__()
         self.conv, self.grid = torch.nn.Conv2d(channels, hidden, 3, padding=1), grid
-        self.weight = self.conv.weight  # EpsMLP.forward reads proj_in.weight.dtype
+
+    @property
+    def weight(self):  # EpsMLP.forward reads proj_in.weight.dtype
+        return self.conv.weight
 
     def forward(self, tokens):
         maps = tokens.transpose(1, 2).reshape(len(tokens), -1, self.grid, self.grid)
@@ -70,7 +74,7 @@ def conv_in(**kwargs):
 
 def posada(**kwargs):
     model = EpsMLPPosAda(**kwargs)
-    torch.nn.init.normal_(model.pos, std=0.5)  # a zero start would give the zero-initialised adaLN nothing to tell apart
+    torch.nn.init.normal_(model.pos, std=0.5)  # from zeros, the zero-initialised adaLN could not tell positions apart
     return model
 
 
@@ -151,4 +155,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
