@@ -2,6 +2,7 @@
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import AdlibError
@@ -25,6 +26,8 @@ TRAIN_OPTIONS = {
     "device": (["auto", "cpu", "cuda"], "auto picks CUDA when present"),
     "seed": (int, "seed for weights, batches and noise"),
     "split_seed": (int, "seed of the train/val/test split"),
+    "bit_depth": (int, "bits of integer images (8..16; 0 = float images in [0, 1]); -1 infers it from the "
+                       "training images"),
 }
 
 
@@ -50,6 +53,14 @@ def _check_positive(**options):
     for name, value in options.items():
         if value is not None and not value > 0:
             raise AdlibError(f"--{name.replace('_', '-')} {value} must be positive")
+
+
+def _int_list(text: str, option: str, example: str = "1,2,3,5") -> list:
+    """`1,2,3` -> [1, 2, 3], or one line naming the option."""
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise AdlibError(f"{option} {text!r} must be comma-separated integers, e.g. {example}") from None
 
 
 def _check_steps(steps, grid):
@@ -79,7 +90,8 @@ def cmd_train(a):
     if PartialState().is_main_process:
         cal = json.loads((run.path / "calibration.json").read_text())
         print(f"trained {run.cfg.model} on {run.cfg.data} ({run.num_processes} process(es)): {run.path} "
-              f"(threshold {cal['threshold']:.4g} at {cal['fpr']:.0%} FPR on {cal['n_val']} normal validation images)")
+              f"(threshold {cal['threshold']:.4g}: false-positive rate <= {cal['fpr_guaranteed']:.1%} guaranteed "
+              f"from {cal['n_threshold']} of {cal['n_val']} normal validation images)")
 
 
 def _print_report(report, json_path):
@@ -95,6 +107,8 @@ def cmd_evaluate(a):
     from .evaluate import evaluate_run
     from .run import Run
     run = Run(a.run_dir, a.weights, a.device)
+    if a.fpr is not None and not 0 < a.fpr < 1:
+        raise AdlibError(f"--fpr {a.fpr} must be between 0 and 1, e.g. 0.05")
     if a.steps is not None:
         _check_steps([a.steps], a.grid or run.cfg.grid)
     data = load_spec(a.data or run.cfg.data, run.cfg.split_seed)
@@ -106,7 +120,8 @@ def cmd_evaluate(a):
             write_json(table, a.json)
             print(f"wrote {a.json}")
         return
-    _print_report(evaluate_run(run, data, a.steps, a.grid, a.score, a.transductive, skip_bad=a.skip_bad), a.json)
+    _print_report(evaluate_run(run, data, a.steps, a.grid, a.score, a.transductive, skip_bad=a.skip_bad,
+                               fpr=a.fpr), a.json)
 
 
 def cmd_compare(a):
@@ -114,10 +129,7 @@ def cmd_compare(a):
     from .data import load_spec
     from .config import FEATURE_KEYS
     from .run import Run, train_run
-    try:
-        steps = [int(s) for s in a.steps.split(",")]
-    except ValueError:
-        raise AdlibError(f"--steps {a.steps!r} must be comma-separated integers, e.g. 1,2,3,5,10") from None
+    steps = _int_list(a.steps, "--steps", "1,2,3,5,10")
     _check_steps(steps, a.grid)
     out = Path(a.out or f"runs/{a.data.replace(':', '-').replace('/', '_')}")
     if (out / "ema" / "config.json").is_file() and not a.resume:
@@ -144,10 +156,7 @@ def cmd_benchmark(a):
 
 def cmd_throughput(a):
     from .throughput import format_report, throughput
-    try:
-        sizes = [int(b) for b in a.batch_sizes.split(",")]
-    except ValueError:
-        raise AdlibError(f"--batch-sizes {a.batch_sizes!r} must be comma-separated integers, e.g. 1,64") from None
+    sizes = _int_list(a.batch_sizes, "--batch-sizes", "1,64")
     if not all(b > 0 for b in sizes):
         raise AdlibError(f"--batch-sizes {a.batch_sizes}: every batch size must be positive")
     _check_positive(batches=a.batches, steps=a.steps)
@@ -162,7 +171,7 @@ def cmd_throughput(a):
 
 def cmd_select(a):
     from .select import select_run
-    steps = [int(s) for s in a.steps.split(",")]
+    steps = _int_list(a.steps, "--steps")
     _check_steps(steps, a.grid)
     result = select_run(a.run_dir, steps, (a.grid,))
     for r in result["ranking"][:10]:
@@ -170,6 +179,16 @@ def cmd_select(a):
     c = result["chosen"]
     print(f"chosen without labels: --weights {c['weights']} --steps {c['steps']} --grid {c['grid']} --score {c['score']}")
     write_json(result, a.json or Path(a.run_dir) / "selection.json")
+
+
+def cmd_cache(a):
+    from .cache import cache_clear, cache_info
+    if a.action == "clear":
+        print(f"removed {cache_clear()} cached feature entries from {cache_info()['folder']}")
+        return
+    info = cache_info()
+    print(f"feature cache {info['folder']}: {info['entries']} entries, {info['bytes'] / 2**20:.1f} MiB "
+          f"(cap {info['cap_bytes'] / 2**20:.0f} MiB; set ADLIB_CACHE_MAX_MB to change it, ADLIB_CACHE to move it)")
 
 
 def cmd_make_mini(a):
@@ -204,7 +223,9 @@ def parser():
     e.add_argument("--transductive", action="store_true", help="fit the combined min-max on the test set (paper)")
     e.add_argument("--weights", default="ema", help="ema (default), model (raw), or snapshots/iter_NNNNNN")
     e.add_argument("--skip-bad", action="store_true")
-    e.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to score (default cpu)")
+    e.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to score (default: the run's, CUDA when present)")
+    e.add_argument("--fpr", type=float, help="re-calibrate the threshold at this false-positive rate on the "
+                   "validation normals (default: the run's calibration, 0.05)")
     e.add_argument("--json", help="write the report here")
     e.set_defaults(fn=cmd_evaluate)
     c = sub.add_parser("compare", help="InvAD vs reconstruction, PaDiM and kNN on the same features")
@@ -243,6 +264,9 @@ def parser():
     s.add_argument("--grid", default="paper", choices=["paper", "reference"])
     s.add_argument("--json", help="write the ranking here (default RUN_DIR/selection.json)")
     s.set_defaults(fn=cmd_select)
+    k = sub.add_parser("cache", help="the on-disk feature cache: info | clear")
+    k.add_argument("action", choices=["info", "clear"])
+    k.set_defaults(fn=cmd_cache)
     m = sub.add_parser("make-mini-mvtec", help="write a small generated MVTec-layout category with masks")
     m.add_argument("path")
     m.add_argument("--seed", type=int, default=0)
@@ -261,8 +285,27 @@ def parser():
     return p
 
 
+@contextmanager
+def _one_line_warnings():
+    """The kit's warnings as `warning: <message>` on stderr, like its errors (no file and line)."""
+    import warnings
+    from .errors import AdlibWarning
+    plain = warnings.formatwarning
+    warnings.formatwarning = lambda msg, cat, *rest, **kw: (f"warning: {msg}\n" if issubclass(cat, AdlibWarning)
+                                                             else plain(msg, cat, *rest, **kw))
+    try:
+        yield
+    finally:
+        warnings.formatwarning = plain
+
+
 def main(argv=None):
     a = parser().parse_args(argv)
+    with _one_line_warnings():
+        return _run(a)
+
+
+def _run(a):
     try:
         if a.threads is not None:
             _check_positive(threads=a.threads)

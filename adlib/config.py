@@ -5,9 +5,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import AdlibError
+from .files import write_json
 
 # What must agree between a run and the features it is asked to score or resume with.
 FEATURE_KEYS = ("backbone", "image_size", "standardize")
+# What may differ when a run is resumed: where it runs does not change its numbers.
+RESUME_FREE_KEYS = ("device",)
 
 
 @dataclass
@@ -34,6 +37,8 @@ class RunConfig:
     snapshots: bool = True           # keep EMA weights at each checkpoint in RUN/snapshots (for `adlib select`)
     seed: int = 0
     device: str = "auto"             # auto | cpu | cuda
+    bit_depth: int = -1              # -1: inferred from the training images at training time (saved resolved);
+                                     # 8..16 integer bits; 0: float images in [0, 1]
     # scoring defaults, used by evaluate when no option overrides them
     steps: int = 3
     grid: str = "paper"
@@ -43,7 +48,7 @@ class RunConfig:
         return math.ceil(self.epochs * n_train / self.batch_size) if self.epochs > 0 else self.iters
 
     def save(self, path: Path):
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        write_json(asdict(self), path)
 
     @classmethod
     def load(cls, path: Path) -> "RunConfig":
@@ -63,6 +68,24 @@ class RunConfig:
                 flag, was = "--" + key.replace("_", "-"), getattr(self, key)
                 raise AdlibError(f"run {where} was made with {flag} {was} but {getattr(other, key)} was asked: "
                                  f"pass {flag} {was} to use it, or choose a new --out")
+
+    def check_resume(self, asked: "RunConfig", where):
+        """Raise unless `asked` is this saved configuration (device aside): resuming must not change a run.
+
+        Values resolved at training time compare by what they resolve to: `iters` when epochs set them,
+        `bit_depth` when it was inferred (-1 asked)."""
+        skip = set(RESUME_FREE_KEYS) | ({"iters"} if self.epochs > 0 else set())
+        skip |= {"bit_depth"} if asked.bit_depth == -1 else set()
+        for f in fields(self):
+            was, now = getattr(self, f.name), getattr(asked, f.name)
+            if f.name not in skip and was != now:
+                flag = "--" + f.name.replace("_", "-")
+                raise AdlibError(f"run {where} was made with {flag} {_show(was)} but {_show(now)} was asked: "
+                                 f"resume with the run's settings, or choose a new --out")
+
+
+def _show(value):
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
 # Named recipes: field overrides on RunConfig's defaults. `paper` is DESIGN.md §2: EfficientNet-B4 features,

@@ -1,17 +1,67 @@
-"""Atomic text and JSON writes: write a temporary file beside the target, then rename it over the target,
-so an interrupted run never leaves a half-written file where a finished one is expected."""
+"""Atomic writes: write a temporary file beside the target, fsync it, then rename it over the target, so an
+interrupted run never leaves a half-written file where a finished one is expected (a rename within one
+folder is atomic on POSIX and Windows). Folders are replaced by renaming the old one aside first, so a
+crash at any moment leaves either the old or the new folder in place, never neither."""
 import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
-def atomic_write_text(path, text: str) -> Path:
+@contextmanager
+def atomic_path(path, suffix=".tmp"):
+    """Yield a temporary path beside `path`; on success it is fsynced and renamed over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def write_json(obj, path) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def atomic_replace_dir(write, path) -> Path:
+    """Build a folder with write(tmp_folder), then swap it in: old folder renamed aside, new renamed in, old removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.new."))
+    old = path.with_name(f".{path.name}.old")
+    try:
+        write(tmp)
+        if path.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    if old.exists():
+        shutil.rmtree(old)
+    return path
+
+
+def recover_dir(path) -> Path:
+    """If a crash struck between the two renames of `atomic_replace_dir`, put the old folder back."""
+    path = Path(path)
+    old = path.with_name(f".{path.name}.old")
+    if not path.exists() and old.is_dir():
+        os.replace(old, path)
+    return path

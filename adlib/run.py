@@ -11,30 +11,33 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from . import scoring
+from . import calibration, scoring
 from .cache import atomic_save, extract
 from .config import RunConfig
 from .data import load_spec
+from .data.images import infer_bit_depth
 from .diffusion import invert, make_grid
 from .errors import AdlibError
 from .features import FeatureExtractor
-from .files import atomic_write_text, write_json
-from .models import load_model
+from .files import atomic_write_text, recover_dir, write_json
+from .models import build_model, load_model
 from .standardize import fit_stats, standardize
 from .train import atomic_save_pretrained, fit, lr_lambda, pick_device
 
 
 class Run:
-    """A trained run: features -> standardise -> DDIM inversion -> scores."""
+    """A trained run: features -> standardise -> DDIM inversion -> scores, and its calibrated decisions."""
 
-    def __init__(self, path, weights: str = "ema", device: str = "cpu"):
-        """device: where the backbone and the eps-network run (`auto` picks CUDA when present)."""
-        self.path, self.device = Path(path), pick_device(device)
+    def __init__(self, path, weights: str = "ema", device: str = None):
+        """device: where the backbone and the eps-network run; None = the run's own (`auto` picks CUDA when
+        present; a run trained on CUDA opens on the CPU of a machine without one)."""
+        self.path = Path(path)
         self.cfg = RunConfig.load(self.path / "config.json")
+        self.device = pick_device(device or ("cpu" if self.cfg.device == "cpu" else "auto"))
+        recover_dir(self.path / weights)
         if weights not in ("ema", "model") and not (self.path / weights / "config.json").is_file():
             snaps = ", ".join(p.relative_to(self.path).as_posix() for p in sorted(self.path.glob("snapshots/iter_*")))
             raise AdlibError(f"--weights {weights}: no such weights in {self.path}; use ema, model"
@@ -52,9 +55,15 @@ class Run:
             self._extractor = FeatureExtractor(self.cfg.backbone, self.cfg.image_size).to(self.device)
         return self._extractor
 
+    @property
+    def bit_depth(self):
+        """The bit depth images are scaled by (None: each image's own range, for runs saved before it existed)."""
+        return None if self.cfg.bit_depth < 0 else self.cfg.bit_depth
+
     def features(self, samples, desc="features", skip_bad=False):
         """Standardised features of the samples (cached) and the samples kept."""
-        z, kept = extract(self.extractor, samples, desc=desc, skip_bad=skip_bad, device=self.device)
+        z, kept = extract(self.extractor, samples, desc=desc, skip_bad=skip_bad, device=self.device,
+                          bit_depth=self.bit_depth)
         return standardize(z, self.stats), kept
 
     def invert(self, z, steps=None, grid=None, batch_size=64, trajectory=False):
@@ -70,6 +79,22 @@ class Run:
         """nll, diff (numpy) and the norm map (B x h x w) of the inverted latents."""
         return scoring.raw_scores(self.invert(z, steps, grid))
 
+    def calibration(self, steps=None, grid=None, score=None, fpr=None, z_val=None) -> dict:
+        """The saved calibration when it was made for this S, grid, score (and fpr); else one fitted now, the
+        same way, on the run's normal validation images (`z_val`: their standardised features, if at hand)."""
+        steps, grid, score = steps or self.cfg.steps, grid or self.cfg.grid, score or self.cfg.score
+        path = self.path / calibration.FILE
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if (saved.get("steps"), saved.get("grid"), saved.get("score")) == (steps, grid, score) \
+                    and "fpr_guaranteed" in saved and (fpr is None or saved["fpr"] == fpr):
+                return {**saved, "source": str(path)}
+        if z_val is None:
+            z_val, _ = self.features(load_spec(self.cfg.data, self.cfg.split_seed).val, "val features")
+        record = calibration.fit(self.scores(z_val, steps, grid), score, 0.05 if fpr is None else fpr,
+                                 seed=self.cfg.split_seed)
+        return {"steps": steps, "grid": grid, **record, "source": "fitted now on the validation normals"}
+
 
 def _to_cpu(out):
     """Inversion results come back to the CPU, where scores and metrics are computed."""
@@ -77,29 +102,44 @@ def _to_cpu(out):
 
 
 def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, skip_bad: bool = False) -> Run:
-    """Features -> standardisation -> training -> RUN/; under `accelerate launch` only the main process writes."""
+    """Features -> standardisation -> training -> RUN/; under `accelerate launch` only the main process writes.
+
+    Every option is checked before the run folder is created, so bad input never leaves a half-made run."""
     from accelerate import PartialState
     out = Path(out)
     if (out / "config.json").is_file():
         if not resume:
             raise AdlibError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
-        RunConfig.load(out / "config.json").check_matches(cfg, out)
+        saved = RunConfig.load(out / "config.json")
+        saved.check_resume(cfg, out)
     state = PartialState(cpu=pick_device(cfg.device) == "cpu")  # fails early on --device cuda without CUDA
+    check_options(cfg, state.num_processes)
     t0 = time.perf_counter()
     data = load_spec(cfg.data, cfg.split_seed)
-    extractor = FeatureExtractor(cfg.backbone, cfg.image_size)
+    calibration.check_validation_size(len(data.val), f"--data {cfg.data}", warn_few=False)
+    if cfg.bit_depth < 0:  # resolved once from the training images, saved, and used for every later image
+        cfg = replace(cfg, bit_depth=_bit_depth(data.train))
+    extractor = FeatureExtractor(cfg.backbone, cfg.image_size).to(state.device)
     with state.main_process_first():  # the main process fills the feature cache, the others read it
-        z_train, train = extract(extractor, data.train, desc="train features", skip_bad=skip_bad)
-        z_val, val = extract(extractor, data.val, desc="val features", skip_bad=skip_bad)
+        z_train, train = extract(extractor, data.train, desc="train features", skip_bad=skip_bad,
+                                 device=state.device, bit_depth=cfg.bit_depth)
+        z_val, val = extract(extractor, data.val, desc="val features", skip_bad=skip_bad,
+                             device=state.device, bit_depth=cfg.bit_depth)
+    calibration.check_validation_size(len(val), f"--data {cfg.data}")  # what is left after skipping bad images
     cfg = replace(cfg, iters=cfg.iters_for(len(train)))
-    digest = _same_split_everywhere(state, data.split_record())
+    if resume and (out / "config.json").is_file():
+        saved.check_resume(cfg, out)  # now that epochs and bit depth are resolved
+    record = data.split_record()  # the files actually kept: what the processes compare and the run used
+    kept = {s.path for s in train + val}
+    record.update(train=[s.path for s in train], val=[s.path for s in val],
+                  skipped_files=[s.path for s in data.train + data.val if s.path not in kept])
+    record["skipped"] = len(record["skipped_files"])
+    digest = _same_split_everywhere(state, record)
     stats = fit_stats(z_train, cfg.standardize)
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be good
         atomic_save({k: v.contiguous() for k, v in stats.items()}, out / "stats.safetensors")
         cfg.save(out / "config.json")
-        record = data.split_record()
-        record["skipped"] = len(data.train) + len(data.val) - len(train) - len(val)
         write_json(record, out / "split.json")
     state.wait_for_everyone()
     t1 = time.perf_counter()
@@ -113,11 +153,33 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
         lr = [cfg.lr * lr_lambda(cfg)(i) for i in range(len(losses))]
         atomic_write_text(out / "loss.csv", "iter,loss,lr\n" + "".join(f"{i + 1},{l:.6f},{r:.3e}\n" for i, (l, r) in enumerate(zip(losses, lr))))
     state.wait_for_everyone()
-    run = Run(out)
+    run = Run(out, device=state.device.type)
     run.num_processes = state.num_processes
     if state.is_main_process:
         calibrate(run, standardize(z_val, stats))
     return run
+
+
+def check_options(cfg: RunConfig, num_processes: int = 1):
+    """Options that would otherwise fail only inside training, after files were written."""
+    if cfg.batch_size % num_processes:
+        raise AdlibError(f"--batch-size {cfg.batch_size} is the effective batch of {num_processes} processes: "
+                         f"use a multiple of {num_processes}")
+    if cfg.bit_depth not in (-1, 0, *range(8, 17)):
+        raise AdlibError(f"--bit-depth {cfg.bit_depth}: use 8..16 for integer images, 0 for float images in [0, 1]")
+    from .features import BACKBONES
+    channels = BACKBONES[cfg.backbone]["channels"] if cfg.backbone in BACKBONES else 8
+    try:
+        with torch.device("meta"):  # builds the network's shapes only: no memory, even for the 1.2 B DiT
+            build_model(cfg.model, channels, max(1, cfg.image_size // 16), **cfg.model_kwargs)
+    except TypeError as e:
+        raise AdlibError(f"model settings {cfg.model_kwargs} do not fit --model {cfg.model}: {e}") from None
+
+
+def _bit_depth(samples) -> int:
+    """Bits of the training images (8 for ordinary 8-bit files), inferred once per run."""
+    found = infer_bit_depth([s.path for s in samples])
+    return 8 if found is None else found
 
 
 def _same_split_everywhere(state, record) -> str:
@@ -132,12 +194,8 @@ def _same_split_everywhere(state, record) -> str:
 
 
 def calibrate(run: Run, z_val, fpr: float = 0.05) -> dict:
-    """Fit the combined score's min-max and a threshold at `fpr` on normal validation features."""
-    s = run.scores(z_val)
-    norm = scoring.Normalizer.fit(s)
-    score = scoring.image_score(s, run.cfg.score, norm)
-    cal = {"steps": run.cfg.steps, "grid": run.cfg.grid, "score": run.cfg.score, "normalizer": norm.to_dict(),
-           "fpr": fpr, "threshold": scoring.calibrate_threshold(score, fpr), "n_val": int(len(z_val)),
-           "val_scores": [float(v) for v in np.asarray(score)]}
-    write_json(cal, run.path / "calibration.json")
+    """Fit the combined score's min-max and a threshold at `fpr` on normal validation features (adlib/calibration.py)."""
+    cal = {"steps": run.cfg.steps, "grid": run.cfg.grid,
+           **calibration.fit(run.scores(z_val), run.cfg.score, fpr, seed=run.cfg.split_seed)}
+    write_json(cal, run.path / calibration.FILE)
     return cal

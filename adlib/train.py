@@ -7,9 +7,6 @@ batch, split evenly across processes; only the main process writes. Plain Python
 Checkpoints are atomic; `resume=True` continues bit-identically on CPU.
 """
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,6 +15,7 @@ from tqdm.auto import tqdm
 
 from .diffusion import eval_timesteps, training_loss
 from .errors import AdlibError
+from .files import atomic_path, atomic_replace_dir
 from .models import build_model
 
 CHECKPOINT = "checkpoint.pt"
@@ -46,22 +44,14 @@ def pick_device(device: str) -> str:
 
 
 def atomic_torch_save(obj, path: Path):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
+    """torch.save through a temporary file (fsync, rename); read back with weights_only=True."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def atomic_save_pretrained(model, path: Path):
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    model.save_pretrained(tmp)
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    """save_pretrained into a new folder, then swap it in (the old one is renamed aside first, never lost)."""
+    atomic_replace_dir(model.save_pretrained, path)
 
 
 def save_ema_snapshot(model, ema, path: Path):
@@ -95,7 +85,7 @@ def fit(cfg, z: torch.Tensor, out: Path, resume: bool = False, progress: bool = 
     focus_t = eval_timesteps(grid=cfg.grid)
     ckpt = out / CHECKPOINT
     if resume and ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=True)  # loading never executes code from the file
         model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"]), ema.load_state_dict(state["ema"])
         gen.set_state(state["gen"][acc.process_index] if isinstance(state["gen"], list) else state["gen"])

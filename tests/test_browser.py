@@ -2,18 +2,24 @@
 every cell runs, the widgets and plotly figures render, and the browser console shows no error.
 
 Needs `bash scripts/browser_deps.sh` (apt-get chromium, pip playwright); skipped with the reason otherwise.
-The screenshots in docs/ are made the same way: `python -m adlib.notebooks screenshots`.
+The screenshots in docs/ are made the same way: `.venv/bin/python scripts/notebook_browser.py screenshots`.
+The browser tooling lives in scripts/, outside the package users import.
 """
+import sys
+from pathlib import Path
+
 import pytest
 
-import adlib.notebooks as nbk
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import notebook_browser as nbk  # noqa: E402
+from adlib.notebooks import notebooks_dir  # noqa: E402
 
 NOTEBOOK = "03_visualize_latents"
 
 
 def _choose_another_image(page):
     """Pick the first image in the explorer's dropdown: its callback must redraw the figure below."""
-    panel = nbk.browser._PANEL
+    panel = nbk._PANEL
     titles = f"{panel} .js-plotly-plot .gtitle"
     before = page.locator(titles).all_text_contents()
     select = page.locator(f"{panel} .widget-dropdown select").first
@@ -33,7 +39,7 @@ def browser_result(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     shot = tmp_path_factory.mktemp("browser") / f"{NOTEBOOK}.png"
-    with nbk.JupyterLab([nbk.notebooks_dir() / f"{NOTEBOOK}.ipynb"]) as lab:
+    with nbk.JupyterLab([notebooks_dir() / f"{NOTEBOOK}.ipynb"]) as lab:
         result = nbk.run_in_browser(lab, f"{NOTEBOOK}.ipynb", screenshot=shot, timeout=600,
                                     interact=_choose_another_image)
         result["lab_log"] = lab.log_tail()

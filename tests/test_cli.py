@@ -20,9 +20,10 @@ TINY = ["--iters", "4", "--batch-size", "4", "--image-size", "64"]
 
 
 def _visible_lines(err: str) -> list:
-    """Non-empty stderr lines as a terminal shows them: progress bars redraw with \\r and are cleared."""
+    """Non-empty stderr lines as a terminal shows them (progress bars redraw with \\r and are cleared),
+    without the kit's one-line warnings (e.g. few validation images), which come before an error."""
     lines = (line.rsplit("\r", 1)[-1].strip() for line in err.split("\n"))
-    return [line for line in lines if line]
+    return [line for line in lines if line and not line.startswith("warning: ")]
 
 
 def _fails(capsys, argv, *needles) -> str:
@@ -62,8 +63,8 @@ def _private_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    # 14 normal training images: 1 held out for validation (2 once a 15th file is added)
-    return make_mini_mvtec(tmp_path_factory.mktemp("cli-data") / "cat", seed=7, size=64, n_train=14,
+    # 24 normal training images: 2 held out for validation (the fewest calibration accepts)
+    return make_mini_mvtec(tmp_path_factory.mktemp("cli-data") / "cat", seed=7, size=64, n_train=24,
                            n_test_good=2, n_test_per_defect=1)
 
 
@@ -151,7 +152,7 @@ def test_train_writes_a_run(run64):
     assert (run64 / "ema" / "config.json").is_file()
     split = json.loads((run64 / "split.json").read_text())
     assert split["skipped"] == 0
-    assert len(split["train"]) == 13 and len(split["val"]) == 1 and len(split["test"]) == 5
+    assert len(split["train"]) == 22 and len(split["val"]) == 2 and len(split["test"]) == 5
     cfg = json.loads((run64 / "config.json").read_text())
     assert cfg["image_size"] == 64 and cfg["iters"] == 4 and cfg["standardize"] == "position"
 
@@ -189,7 +190,8 @@ def test_undecodable_training_image(cat, tmp_path, capsys):
     assert "trained" in capsys.readouterr().out
     split = json.loads((out / "split.json").read_text())
     assert split["skipped"] == 1
-    assert str(bad) in split["train"] + split["val"]  # the record still lists every file
+    assert str(bad) not in split["train"] + split["val"]  # the split lists (and its digest) hold what was kept
+    assert split["skipped_files"] == [str(bad)]
 
 
 def test_undecodable_image_subprocess(cat, tmp_path):
@@ -258,6 +260,11 @@ def test_existing_run_and_mismatched_resume(run64, data, capsys):
     _fails(capsys, _train(data, run64, "--resume", "--image-size", "96"), run64, "--image-size")
     _fails(capsys, _train(data, run64, "--resume", "--backbone", "b4"), run64, "backbone")
     _fails(capsys, _train(data, run64, "--resume", "--model", "unet"), run64, "model")
+    # everything else that decides the run's numbers is compared too (only --device may change)
+    for option, value in [("--lr", "0.01"), ("--split-seed", "3"), ("--iters", "9"), ("--seed", "2"),
+                          ("--warmup", "0.5"), ("--batch-size", "2"), ("--bit-depth", "12")]:
+        _fails(capsys, _train(data, run64, "--resume", option, value), run64, option, value)
+    _fails(capsys, ["train", "--data", str(data) + "/", "--out", str(run64), *TINY, "--resume"], run64, "--data")
     assert {p: p.read_bytes() for p in run64.rglob("*") if p.is_file()} == files  # the run is untouched
 
 
@@ -344,6 +351,18 @@ def test_non_positive_training_options(cat, tmp_path, capsys, option, value):
 def test_evaluate_bad_steps(run64, tmp_path, capsys, steps):
     _fails(capsys, ["evaluate", str(run64), "--steps", steps, "--json", str(tmp_path / "r.json")], f"--steps {steps}")
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("steps", ["1,x", "1,0", ""])
+def test_select_bad_steps(run64, capsys, steps):
+    _fails(capsys, ["select", str(run64), "--steps", steps], "--steps")
+
+
+@pytest.mark.parametrize("argv, needle", [(["--model", "nope"], "--model 'nope'"), (["--bit-depth", "7"], "--bit-depth 7")])
+def test_bad_options_leave_no_run(cat, tmp_path, capsys, argv, needle):
+    out = tmp_path / "run"
+    _fails(capsys, [*_train(cat, out), *argv], needle)
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("steps", ["1,x", "1,0", ""])

@@ -41,7 +41,7 @@ def test_two_process_training_on_cpu(mini, tmp_path):
     losses = [float(line.split(",")[1]) for line in (out / "loss.csv").read_text().splitlines()[1:]]
     assert len(losses) == 120 and sum(losses[-20:]) < 0.9 * sum(losses[:20])
     assert len(list(out.rglob("checkpoint*"))) == 1 and not list(out.rglob("*.tmp"))  # one writer
-    assert torch.load(out / "checkpoint.pt", weights_only=False)["iter"] == 120
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["iter"] == 120
 
     run = Run(out)  # and it loads and scores in a single process
     z, _ = run.features(load_mvtec(mini).test[:4], "test")

@@ -45,7 +45,7 @@ def test_resume_after_interruption_matches(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "training_loss", dies_at_iteration_7)
     with pytest.raises(KeyboardInterrupt):
         fit(cfg(), Z, tmp_path / "cut", progress=False)
-    assert torch.load(tmp_path / "cut" / CHECKPOINT, weights_only=False)["iter"] == 4
+    assert torch.load(tmp_path / "cut" / CHECKPOINT, weights_only=True)["iter"] == 4
     assert not list((tmp_path / "cut").glob("*.tmp"))  # atomic writes leave no temp files
     monkeypatch.setattr(train_mod, "training_loss", real_loss)
     raw, ema, losses, _ = fit(cfg(), Z, tmp_path / "cut", resume=True, progress=False)

@@ -1,7 +1,8 @@
-"""The notebook sequence: helpers the notebooks call, the headless runner, and browser screenshots.
+"""The notebook sequence: helpers the notebooks call and the headless runner.
 
     adlib notebooks run [--profile smoke|cpu|full] [--data SPEC] [--out DIR] [--only 03] [--run-dir RUN]
-    python -m adlib.notebooks screenshots [--out docs] [--only 01,03]
+
+(JupyterLab in headless Chromium and the screenshots in docs/ are test tooling: scripts/notebook_browser.py.)
 
 One concern per module:
 
@@ -11,12 +12,9 @@ One concern per module:
 - `device`:    torch threads, the device, `on_device` (an eps-network on a GPU called with CPU tensors)
 - `profiles`:  the sequence, each notebook's `parameters` cell and notebooks/profiles/<profile>.yaml
 - `runner`:    papermill execution in order, HTML export, the summary and failure reports
-- `browser`:   JupyterLab in headless Chromium, and the screenshots in docs/
 
 Everything the notebooks, the CLI and the tests use is importable from `adlib.notebooks` itself.
 """
-from .browser import (CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_AT, JupyterLab, browser_missing, main, run_in_browser,
-                      screenshots)
 from .device import on_device, pick_device, set_threads
 from .profiles import PROFILES, SEQUENCE, declared_parameters, list_notebooks, load_profile, parameters_for, select
 from .runner import export_html, run_notebooks
@@ -34,7 +32,4 @@ __all__ = [
     "SEQUENCE", "PROFILES", "list_notebooks", "declared_parameters", "load_profile", "select", "parameters_for",
     # runner
     "run_notebooks", "export_html",
-    # browser
-    "CHROMIUM", "CHROMIUM_ARGS", "SCREENSHOT_AT", "browser_missing", "JupyterLab", "run_in_browser", "screenshots",
-    "main",
 ]

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import AdlibError
+from ..files import atomic_write_text, write_json
 from .profiles import declared_parameters, list_notebooks, load_profile, parameters_for, select
 from .workspace import OUT_ENV, notebooks_dir
 
@@ -43,7 +44,7 @@ def export_html(ipynb, html):
     from nbconvert import HTMLExporter
     nb = _html_with_plotly(nbformat.read(str(ipynb), as_version=4))
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    Path(html).write_text(body, encoding="utf-8")
+    atomic_write_text(html, body)
 
 
 @contextmanager
@@ -128,7 +129,7 @@ def run_notebooks(profile: str = "smoke", data=None, out=None, only=None, run_di
         numbers = json.loads(rec.read_text()) if rec.is_file() else {}
         if numbers:
             numbers.setdefault("profile", profile)
-            rec.write_text(json.dumps(numbers, indent=2) + "\n")
+            write_json(numbers, rec)
         row = {"notebook": name, "status": "failed" if error else "ok", "minutes": round(minutes, 2),
                "numbers": numbers, "ipynb": str(ipynb), "html": str(html)}
         rows.append(row)
@@ -143,7 +144,7 @@ def run_notebooks(profile: str = "smoke", data=None, out=None, only=None, run_di
 
 
 def _write_summary(out: Path, profile: str, rows: list, log):
-    (out / "summary.json").write_text(json.dumps({"profile": profile, "notebooks": rows}, indent=2) + "\n")
+    write_json({"profile": profile, "notebooks": rows}, out / "summary.json")
     log(f"summary ({out / 'summary.json'}):")
     for row in rows:
         log("  " + _summary_line(row))

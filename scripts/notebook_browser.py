@@ -1,7 +1,9 @@
 """JupyterLab in headless Chromium (Debian's `chromium` + Python Playwright): run a notebook as a user
 would, report what rendered, and save the screenshots in docs/.
 
-    python -m adlib.notebooks screenshots [--out docs] [--only 01,03]
+    .venv/bin/python scripts/notebook_browser.py screenshots [--out docs] [--only 01,03]
+
+Test tooling, not part of the package users import: tests/test_browser.py loads it from here.
 """
 import hashlib
 import json
@@ -14,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import AdlibError
-from .profiles import list_notebooks, select
-from .runner import _first_line
+from adlib.errors import AdlibError
+from adlib.notebooks.profiles import list_notebooks, select
+from adlib.notebooks.runner import _first_line
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT_AT = {"04_sweep_steps": "3. The paper's ablation"}  # default: the first explorer or plot
@@ -213,7 +215,7 @@ def screenshots(out="docs", only=None, timeout: float = 900, log=print) -> list:
 
 def main(argv=None):
     import argparse
-    p = argparse.ArgumentParser(prog="python -m adlib.notebooks")
+    p = argparse.ArgumentParser(prog="scripts/notebook_browser.py")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("screenshots", help="run the notebooks in headless JupyterLab and save PNGs")
     s.add_argument("--out", default="docs")
@@ -225,3 +227,7 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
