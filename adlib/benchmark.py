@@ -73,6 +73,8 @@ def benchmark(root, out, cfg: RunConfig, setting: str = "unified", steps=None, g
     """Train (or resume) and evaluate every category under `root`; returns and writes the table."""
     if setting not in ("unified", "per-category"):
         raise AdlibError(f"unknown --setting {setting!r}: choose unified or per-category")
+    from .run import check_options
+    check_options(cfg)  # before OUT/benchmark.json is written
     out = Path(out)
     data = load_spec(f"mvtec-root:{root}", cfg.split_seed)
     settings = {"data": f"mvtec-root:{Path(root)}", "setting": setting, "steps": steps or cfg.steps,

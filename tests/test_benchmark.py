@@ -16,7 +16,7 @@ TRAIN = ["--iters", "20", "--image-size", "64", "--batch-size", "4"]
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return make_mini_root(tmp_path_factory.mktemp("root") / "cats", size=64, n_train=12, n_test_good=4,
+    return make_mini_root(tmp_path_factory.mktemp("root") / "cats", size=64, n_train=20, n_test_good=4,
                           n_test_per_defect=2)
 
 
@@ -104,3 +104,10 @@ def test_evaluate_a_unified_run_per_category(unified, tmp_path, capsys):
 def test_benchmark_needs_a_root(capsys, tmp_path):
     assert main(["benchmark", "--data", "elpv:mono", "--out", str(tmp_path / "x")]) == 2
     assert "mvtec-root:PATH" in capsys.readouterr().err
+
+
+def test_bad_options_write_nothing(root, capsys, tmp_path):
+    out = tmp_path / "b"
+    assert main(["benchmark", "--data", f"mvtec-root:{root}", "--out", str(out), *TRAIN, "--model", "nope"]) == 2
+    assert "--model 'nope'" in capsys.readouterr().err
+    assert not out.exists()  # no benchmark.json that a corrected rerun would be refused by
