@@ -79,19 +79,13 @@ def test_one_class_labels_raise():
         pixel_metrics(np.zeros((2, 4, 4), bool), np.random.default_rng(0).random((2, 4, 4)))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("fpr_limit", [0.3, 0.05, 1.0])
-def test_aupro_matches_brute_force_same_thresholds(seed, fpr_limit):
+def test_aupro_matches_brute_force_all_unique_thresholds(seed, fpr_limit):
+    """Every distinct value as a threshold (with ">" and both anchors) is the exact curve."""
     masks, maps = _pixel_data(seed)
-    thresholds = np.linspace(maps.min(), maps.max(), 50)
-    expected = brute_force_aupro(masks, maps, thresholds, fpr_limit)
-    assert aupro(masks, maps, fpr_limit, num_thresholds=50) == pytest.approx(expected, abs=1e-9)
-
-
-def test_aupro_close_to_brute_force_all_unique_thresholds():
-    masks, maps = _pixel_data(3)
-    expected = brute_force_aupro(masks, maps, np.unique(maps))
-    assert aupro(masks, maps) == pytest.approx(expected, abs=1e-2)
+    expected = brute_force_aupro(masks, maps, np.unique(maps), fpr_limit)
+    assert aupro(masks, maps, fpr_limit) == pytest.approx(expected, abs=1e-9)
 
 
 def test_aupro_perfect_inverted_and_empty():
