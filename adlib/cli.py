@@ -188,7 +188,7 @@ def cmd_cache(a):
         return
     info = cache_info()
     print(f"feature cache {info['folder']}: {info['entries']} entries, {info['bytes'] / 2**20:.1f} MiB "
-          f"(cap {info['cap_bytes'] / 2**20:.0f} MiB; set ADLIB_CACHE_MAX_MB to change it, ADLIB_CACHE to move it)")
+          f"(cap {info['cap'] / 2**20:.0f} MiB; set ADLIB_CACHE_MAX_MB to change it, ADLIB_CACHE to move it)")
 
 
 def cmd_make_mini(a):

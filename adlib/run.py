@@ -57,8 +57,9 @@ class Run:
 
     @property
     def bit_depth(self):
-        """The bit depth images are scaled by (None: each image's own range, for runs saved before it existed)."""
-        return None if self.cfg.bit_depth < 0 else self.cfg.bit_depth
+        """The bit depth images are scaled by; None (each image by its own range) for 8-bit data, where it is the
+        same as 8, and for runs saved before it existed."""
+        return None if self.cfg.bit_depth in (-1, 8) else self.cfg.bit_depth
 
     def features(self, samples, desc="features", skip_bad=False):
         """Standardised features of the samples (cached) and the samples kept."""
@@ -121,10 +122,11 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
         cfg = replace(cfg, bit_depth=_bit_depth(data.train))
     extractor = FeatureExtractor(cfg.backbone, cfg.image_size).to(state.device)
     with state.main_process_first():  # the main process fills the feature cache, the others read it
+        depth = None if cfg.bit_depth == 8 else cfg.bit_depth  # as Run.bit_depth: one cache entry per 8-bit image
         z_train, train = extract(extractor, data.train, desc="train features", skip_bad=skip_bad,
-                                 device=state.device, bit_depth=cfg.bit_depth)
+                                 device=state.device, bit_depth=depth)
         z_val, val = extract(extractor, data.val, desc="val features", skip_bad=skip_bad,
-                             device=state.device, bit_depth=cfg.bit_depth)
+                             device=state.device, bit_depth=depth)
     calibration.check_validation_size(len(val), f"--data {cfg.data}")  # what is left after skipping bad images
     cfg = replace(cfg, iters=cfg.iters_for(len(train)))
     if resume and (out / "config.json").is_file():

@@ -313,7 +313,7 @@ def test_non_finite_features(cat, tmp_path, capsys, monkeypatch, value):
     out = tmp_path / "run"
     _fails(capsys, _train(cat, out), "NaN/inf", cat / "train" / "good")
     assert not out.exists()
-    assert not list((tmp_path / "feature-cache").glob("*.safetensors"))  # nothing cached either
+    assert not list((tmp_path / "feature-cache").rglob("*.safetensors"))  # nothing cached either
 
 
 # --- 9. --backbone b4 without its weight file ------------------------------------------------------
@@ -370,3 +370,14 @@ def test_compare_bad_steps(cat, tmp_path, capsys, steps):
     out = tmp_path / "run"
     _fails(capsys, ["compare", "--data", str(cat), "--out", str(out), *TINY, "--steps", steps], "--steps")
     assert not out.exists()
+
+
+def test_cache_info_and_clear(data, tmp_path, capsys):
+    assert main(_train(data, tmp_path / "run")) == 0
+    capsys.readouterr()
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "feature-cache" in out and " 0 entries" not in out and "ADLIB_CACHE_MAX_MB" in out
+    assert main(["cache", "clear"]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert main(["cache", "info"]) == 0 and " 0 entries" in capsys.readouterr().out

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from adlib.data import Dataset, Sample, load_elpv, load_image, load_mask, load_mvtec, load_spec, make_mini_mvtec
+from adlib.data import images as images_module
 from adlib.data.mini import DEFECTS
 from adlib.errors import AdlibError
 
@@ -221,9 +222,16 @@ def test_16bit_gray_png_known_values(tmp_path):
 
 
 def test_16bit_gray_dark_image_is_not_mistaken_for_8bit(tmp_path):
-    # a dark 16-bit image (all values <= 255) stays dark: 200 / 65535 is ~0, not 200 / 255
+    # a dark 16-bit image (all values <= 255) in a 16-bit dataset stays dark: 200 / 65535 is ~0, not 200 / 255
     Image.fromarray(np.full((8, 8), 200, np.uint16)).save(tmp_path / "dark16.png")
-    assert float(load_image(tmp_path / "dark16.png", 8).max()) < 0.01
+    Image.fromarray(np.full((8, 8), 60000, np.uint16)).save(tmp_path / "bright16.png")
+    depth = images_module.infer_bit_depth([tmp_path / "dark16.png", tmp_path / "bright16.png"])
+    assert depth == 16
+    with pytest.warns(UserWarning, match="nearly constant"):
+        assert float(load_image(tmp_path / "dark16.png", 8, bit_depth=depth).max()) < 0.01
+    # alone and without a bit depth, its own maximum is all there is to go on: it reads as 8-bit data
+    with pytest.warns(UserWarning, match="dark16.png"):
+        assert torch.allclose(load_image(tmp_path / "dark16.png", 8), torch.full((3, 8, 8), 200 / 255))
 
 
 def test_16bit_gray_tiff(tmp_path):
@@ -250,7 +258,8 @@ def test_rgba_transparent_becomes_white(tmp_path):
 def test_la_and_palette_with_transparency(tmp_path):
     la = Image.fromarray(np.stack([np.full((8, 8), 50, np.uint8), np.zeros((8, 8), np.uint8)], -1), "LA")
     la.save(tmp_path / "la.png")
-    assert float(load_image(tmp_path / "la.png", 8).min()) == 1.0
+    with pytest.warns(UserWarning, match="nearly constant"):  # all transparent: a blank white frame
+        assert float(load_image(tmp_path / "la.png", 8).min()) == 1.0
     p = Image.new("P", (8, 8), 0)
     p.putpalette([10, 20, 30] + [200, 0, 0] * 255)
     p.paste(1, (0, 0, 8, 4))
@@ -284,6 +293,24 @@ def test_load_mask(small):
     assert m.shape == (32, 32) and m.dtype == torch.bool
     full = np.asarray(Image.open(mask)) > 127
     assert m.any() and np.array_equal(load_mask(mask, img, 64).numpy(), full)
+
+
+def test_masks_stored_as_0_1_are_read(cat):
+    img = cat / "test" / "spot" / "000.png"
+    mask = cat / "ground_truth" / "spot" / "000_mask.png"
+    full = np.asarray(Image.open(mask)) > 127
+    Image.fromarray(full.astype(np.uint8)).save(mask)  # 0/1 instead of 0/255
+    assert np.array_equal(load_mask(mask, img, 64).numpy(), full) and full.any()
+    assert any(s.mask == str(mask) for s in load_mvtec(cat).test)
+
+
+def test_empty_mask_of_anomalous_image_is_refused(cat):
+    mask = cat / "ground_truth" / "hole" / "001_mask.png"
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(mask)
+    with pytest.raises(AdlibError) as e:
+        load_mvtec(cat)
+    msg = str(e.value)
+    assert str(mask) in msg and "empty" in msg and "\n" not in msg
 
 
 def test_mask_size_must_match_image(cat):

@@ -1,10 +1,9 @@
 """Frozen backbone features and their on-disk cache."""
-import os
 
 import pytest
 import torch
 
-from adlib.cache import cache_dir, extract
+from adlib.cache import cache_dir, cache_info, extract
 from adlib.data import load_mvtec
 from adlib.errors import AdlibError
 from adlib.features import FeatureExtractor
@@ -37,21 +36,21 @@ def test_cache_is_reused_and_invalidated(mini, lite0, tmp_path, monkeypatch):
     monkeypatch.setenv("ADLIB_CACHE", str(tmp_path / "cache"))
     samples = load_mvtec(mini).val
     z1, kept = extract(lite0, samples, use_cache=True)
-    assert len(list(cache_dir().glob("*.safetensors"))) == 1 and len(kept) == len(samples)
+    assert cache_info()["entries"] == len(samples) and len(kept) == len(samples)  # one entry per image
     calls = {"n": 0}
     real = FeatureExtractor.forward
     monkeypatch.setattr(FeatureExtractor, "forward", lambda self, x: calls.__setitem__("n", calls["n"] + 1) or real(self, x))
     z2, _ = extract(lite0, samples)
     assert calls["n"] == 0 and torch.equal(z1, z2)  # served from the cache
     extract(FeatureExtractor("lite0", 64), samples)  # another image size: a new entry
-    assert calls["n"] > 0 and len(list(cache_dir().glob("*.safetensors"))) == 2
+    assert calls["n"] > 0 and cache_info()["entries"] == 2 * len(samples)
     copy = tmp_path / "img.png"
     copy.write_bytes(open(samples[0].path, "rb").read())
     changed = [type(samples[0])(str(copy), 0)] + samples[1:]
     extract(lite0, changed)
-    n_before = len(list(cache_dir().glob("*.safetensors")))
+    n_before = cache_info()["entries"]  # a copy of a cached image (same bytes) needs no new entry
     from PIL import Image
     Image.new("RGB", (128, 128), (9, 9, 9)).save(copy)  # same path, new bytes: recomputed
     extract(lite0, changed)
-    assert len(list(cache_dir().glob("*.safetensors"))) == n_before + 1
-    assert not [f for f in os.listdir(cache_dir()) if f.endswith(".tmp")]
+    assert cache_info()["entries"] == n_before + 1
+    assert not list(cache_dir().rglob("*.tmp"))

@@ -149,4 +149,4 @@ def test_a_cuda_run_opens_on_a_machine_without_cuda(tiny_run, monkeypatch, tmp_p
 
 
 def test_bit_depth_is_resolved_and_saved(tiny_run):
-    assert tiny_run.cfg.bit_depth == 8 and tiny_run.bit_depth == 8  # the miniature's 8-bit PNGs
+    assert tiny_run.cfg.bit_depth == 8 and tiny_run.bit_depth is None  # 8-bit PNGs: 1/255, the cache shared

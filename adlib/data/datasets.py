@@ -1,7 +1,8 @@
 """Datasets as lists of samples: MVTec-AD-layout folders and the embedded ELPV solar cells.
 
 MVTec layout: <cat>/train/good, [<cat>/val/good], <cat>/test/good, <cat>/test/<defect>,
-[<cat>/ground_truth/<defect>/<stem>_mask.png]. `good` is normal; masks pair with images by stem.
+[<cat>/ground_truth/<defect>/<stem>_mask.png]. `good` is normal; masks pair with images by stem, and
+an anomalous image's mask must mark something (any nonzero pixel; 0/1 and 0/255 masks both work).
 A root of such category folders (`mvtec-root:PATH`) is one dataset for the "unified" setting: one
 model on the normals of every category, evaluated per category.
 ELPV (Buerhop-Lutz et al. 2018, Deitsch et al. 2019; CC BY-NC-SA 4.0): one category per cell type,
@@ -14,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import AdlibError
-from .images import IMAGE_SUFFIXES, list_images
+from .images import IMAGE_SUFFIXES, list_images, read_mask
 
 ELPV_LICENSE = ("ELPV solar-cell images, CC BY-NC-SA 4.0: Buerhop-Lutz et al. 2018; Deitsch et al. 2019 "
                 "(https://github.com/zae-bayern/elpv-dataset)")
@@ -114,6 +115,9 @@ def load_mvtec(folder, split_seed: int = 0, val_fraction: float = 0.1) -> Datase
             if has_masks and mask is None:
                 raise AdlibError(f"anomalous image {img} has no mask {gt / d.name / (img.stem + '_mask.png')} while "
                                  f"other images have masks: add it, or remove {gt} for image-level metrics only")
+            if mask is not None and not read_mask(mask).any():  # only anomalous images' masks are read
+                raise AdlibError(f"mask {mask} of anomalous image {img} is empty (all zero): mark the defect "
+                                 f"in it (any nonzero pixel is anomalous) or remove the image")
             test.append(Sample(str(img), 1, d.name, str(mask) if mask else None))
     if not any(s.label == 0 for s in test) or not any(s.label == 1 for s in test):
         raise AdlibError(f"{test_dir} needs both test/good and at least one test/<defect> folder with images")
