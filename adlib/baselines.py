@@ -3,6 +3,8 @@ the image score is its maximum.
 
 - Reconstruction with the diffusion model's own weights: perturb z to t_r = r * T, denoise in K DDIM
   steps, map = || z_hat - z || per position (accurate only with many steps: the contrast to InvAD).
+  The noise is drawn on the features' device, per sample from a seed and the sample's index, so maps do
+  not depend on the batch size.
 - PaDiM-style: per-position Gaussian N(mu_ij, Sigma_ij + eps I), map = Mahalanobis distance. Sigma is
   inverted through its Cholesky factor (torch.linalg.inv of these near-singular matrices failed here).
 - kNN patch memory (PatchCore-style): distance of each position's feature to its nearest neighbour
@@ -17,12 +19,22 @@ def map_to_image_score(maps: torch.Tensor):
     return maps.flatten(1).max(1).values.double().numpy()
 
 
+def sample_noise(like: torch.Tensor, seed: int = 0, first: int = 0) -> torch.Tensor:
+    """N(0, I) noise shaped like `like`, drawn on its device; sample i from its own generator seeded by
+    (seed, first + i), so a sample's noise does not depend on the batch it comes in. The CPU generator keeps
+    only 32 bits of a seed: seeds are spread over them by an odd multiplier (0x9E3779B1), not by a shift."""
+    def one(i):
+        g = torch.Generator(device=like.device).manual_seed((seed * 0x9E3779B1 + first + i) & 0xFFFFFFFF)
+        return torch.randn(like.shape[1:], generator=g, device=like.device, dtype=like.dtype)
+    return torch.stack([one(i) for i in range(len(like))]) if len(like) else torch.empty_like(like)
+
+
 @torch.no_grad()
-def reconstruction_map(model, z: torch.Tensor, r: float, k: int, seed: int = 0) -> torch.Tensor:
+def reconstruction_map(model, z: torch.Tensor, r: float, k: int, seed: int = 0, first: int = 0) -> torch.Tensor:
+    """first: the index of z[0] among all samples scored with this seed (see `sample_noise`)."""
     t_r = max(1, int(round(r * (T - 1))))
     points = sorted({int(round(i * t_r / k)) for i in range(k + 1)})
-    noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(seed))
-    x = add_noise(z, torch.full((z.shape[0],), t_r), noise)
+    x = add_noise(z, torch.full((z.shape[0],), t_r, device=z.device), sample_noise(z, seed, first))
     return (sample(model, x, points, clean=True) - z).norm(dim=1)
 
 

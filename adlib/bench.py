@@ -1,80 +1,75 @@
 """Side-by-side harness: every method scores the same standardised features in one process.
 
-A scorer maps features (B x C x h x w) to {score name: B image scores, "map": B x h x w}. For each we
-measure the metrics, `score_images_per_second` (cached features -> score) and `images_per_second`
-(decoded image -> backbone -> score, on a fixed subset), next to the backbone alone (the floor).
+A scorer maps features (B x C x h x w) to {score name: B image scores, "map": B x h x w} (see
+adlib.scorers). For each we measure the metrics, `score_images_per_second` (cached features -> score) and
+`images_per_second` (decoded image -> backbone -> score, on a fixed subset), next to the backbone alone
+(the floor).
+
+Speed is read with adlib.timing's clock (the device synchronised before each read). `measure` times the
+methods interleaved: after one untimed pass of each, every round runs every method once, in an order
+rotated each round (the backbone alone is one more method in the end-to-end rounds), so that all of them
+meet the same load on a shared machine. Rows give the median over rounds, its min, max, interquartile
+range and relative spread (iqr / median); ratios are taken between medians.
 """
 import json
 import time
+from math import ceil
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import scoring
-from .baselines import KNN, PaDiM, map_to_image_score, reconstruction_map
+from . import calibration, scoring
+from .baselines import KNN, PaDiM
 from .cache import decode
 from .data import load_masks
-from .diffusion import invert, make_grid
 from .metrics import METRIC_NAMES, all_metrics
+from .scorers import invad_scorer, map_scorer, reconstruction_scorer  # bench.invad_scorer: notebooks use it
+from .select import rank_settings
 from .standardize import standardize
+from .timing import interleaved, rate_summary, timed
+
+__all__ = ["invad_scorer", "map_scorer", "reconstruction_scorer", "timed", "timed_scorer", "end_to_end_ips",
+           "method_rows", "baseline_methods", "measure", "compare", "label_free_choice", "format_table"]
 
 
-def invad_scorer(model, steps, grid, z_val, batch_size=64):
-    """InvAD: invert in S steps, then NLL, Diff, and their combination normalised on validation normals."""
-    points = make_grid(steps, grid)
-
-    def raw(z):
-        device = next(model.parameters()).device  # features stay on the CPU; batches visit the model's device
-        parts = [scoring.raw_scores(invert(model, z[i:i + batch_size].to(device), points).cpu())
-                 for i in range(0, len(z), batch_size)]  # scored batch by batch: only the small maps are kept
-        return {"nll": np.concatenate([p["nll"] for p in parts]), "diff": np.concatenate([p["diff"] for p in parts]),
-                "map": torch.cat([p["map"] for p in parts])}
-    norm = scoring.Normalizer.fit(raw(z_val))
-
-    def f(z):
-        s = raw(z)
-        return {"nll": s["nll"], "diff": s["diff"], "combined": norm.combined(s), "map": s["map"]}
-    return f
-
-
-def map_scorer(map_fn, batch_size=64):
-    def f(z):
-        maps = torch.cat([map_fn(z[i:i + batch_size]) for i in range(0, len(z), batch_size)])
-        return {"max": map_to_image_score(maps), "map": maps}
-    return f
-
-
-def timed(fn, *args):
-    t0 = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - t0
-
-
-def timed_scorer(scorer, z, batch_size=32, repeats=3):
+def timed_scorer(scorer, z, batch_size=32, repeats=3, device=None):
     """(scores of z, seconds per pass): one untimed warm-up batch, then the median of `repeats` passes.
 
     The warm-up keeps one-time set-up (allocations, oneDNN kernel choice) off the images' bill; the median
-    keeps one disturbed pass on a shared machine from deciding a ratio between methods."""
+    keeps one disturbed pass on a shared machine from deciding a ratio between methods. `device` (default:
+    the scorer's own `device`) is synchronised before each clock read."""
+    device = getattr(scorer, "device", None) if device is None else device
     scorer(z[:batch_size])
-    runs = [timed(scorer, z) for _ in range(repeats)]
+    runs = [timed(scorer, z, device=device) for _ in range(repeats)]
     return runs[0][0], float(np.median([seconds for _, seconds in runs]))
 
 
-def end_to_end_ips(run, images, scorer, batch_size) -> tuple:
+def _pipeline(run, images, scorer, batch_size):
+    """A zero-argument pass over `images`: backbone, standardise, then the scorer (None: backbone alone)."""
+    def go():
+        for i in range(0, len(images), batch_size):
+            z = run.extractor(images[i:i + batch_size])
+            if scorer is not None:
+                scorer(standardize(z, run.stats))
+    return go
+
+
+def end_to_end_ips(run, images, scorer, batch_size, rounds=1) -> tuple:
     """(images/s of backbone + standardise + scorer, images/s of the backbone alone), from decoded images.
 
-    The two are timed back to back on the same images, after one untimed warm-up batch, so that their
-    ratio holds on a shared, noisy machine."""
-    def go(imgs, with_scorer):
-        for i in range(0, len(imgs), batch_size):
-            z = run.extractor(imgs[i:i + batch_size])
-            if with_scorer:
-                scorer(standardize(z, run.stats))
-    go(images[:batch_size], True)
-    full = len(images) / timed(go, images, True)[1]
-    alone = len(images) / timed(go, images, False)[1]
-    return full, alone
+    The two are timed interleaved (back to back when rounds=1) on the same images, after one untimed
+    warm-up batch, so that their ratio holds on a shared, noisy machine; medians over rounds."""
+    _pipeline(run, images[:batch_size], scorer, batch_size)()
+    s = interleaved({"full": _pipeline(run, images, scorer, batch_size),
+                     "alone": _pipeline(run, images, None, batch_size)}, rounds, run.device)
+    return len(images) / float(np.median(s["full"])), len(images) / float(np.median(s["alone"]))
+
+
+def _speed(prefix, seconds, n) -> dict:
+    r = rate_summary(seconds, n)
+    return {prefix: r["median"], f"{prefix}_min": r["min"], f"{prefix}_max": r["max"], f"{prefix}_iqr": r["iqr"],
+            f"{prefix}_spread": r["spread"]}
 
 
 def method_rows(name, out, labels, masks, image_size, extra):
@@ -92,32 +87,58 @@ def method_rows(name, out, labels, masks, image_size, extra):
 
 def baseline_methods(model, z_train, recon=((0.1, 3), (0.3, 3), (0.1, 10), (0.3, 10)), batch_size=64, seed=0):
     """(name, scorer, row fields) for reconstruction at each (r, K) with the same weights, PaDiM and kNN."""
-    methods = [(f"reconstruction r={r} K={k}", map_scorer(lambda z, r=r, k=k: reconstruction_map(model, z, r, k),
-                                                          batch_size), dict(steps=k, nfe=k, r=r)) for r, k in recon]
+    methods = [(f"reconstruction r={r} K={k}", reconstruction_scorer(model, r, k, batch_size, seed),
+                dict(steps=k, nfe=k, r=r)) for r, k in recon]
     methods.append(("padim", map_scorer(PaDiM().fit(z_train).map, batch_size), dict(nfe=0)))
     methods.append(("knn", map_scorer(KNN(seed=seed).fit(z_train).map, batch_size), dict(nfe=0)))
     return methods
 
 
-def measure(methods, run, z_test, labels, masks, images, batch_size=32, progress=True):
+def measure(methods, run, z_test, labels, masks, images, batch_size=32, progress=True, rounds=5,
+            score_images=None, score_rounds=None):
     """Metrics and speed of every method on the same test features: (rows, median backbone-alone images/s).
 
-    Speed per method: latent -> score on the cached features, and decoded image -> score end to end,
-    timed back to back with the backbone alone on the same `images`."""
-    rows, backbone = [], []
-    for name, scorer, extra in tqdm(methods, desc="methods", disable=not progress):
-        out, seconds = timed_scorer(scorer, z_test, batch_size)
-        full, alone = end_to_end_ips(run, images, scorer, batch_size)
-        backbone.append(alone)
-        speed = {"images_per_second": full, "backbone_images_per_second": alone, "backbone_ratio": full / alone,
-                 "score_images_per_second": len(z_test) / seconds, "batch_size": batch_size,
-                 "device": run.device}
+    1. Every scorer scores all of z_test once, untimed: the metrics, and each scorer's warm-up.
+    2. latent -> score: `score_rounds` interleaved rounds, each scoring the first `score_images` test
+       features (default: one batch) with every method. Short calls and many rounds let every method meet
+       the same load; by default max(rounds, len(z_test) / score_images) rounds, so all of them together
+       cost about one pass over the test set per method.
+    3. image -> score end to end on `images` (None: skipped): one untimed batch through the backbone and
+       every scorer, then `rounds` interleaved rounds of every method plus the backbone alone.
+    Rows: the medians over rounds and, for each rate, `_min`, `_max`, `_iqr` and `_spread` (iqr / median)
+    over its rounds; `backbone_ratio` = median end-to-end images/s / median backbone-alone images/s."""
+    device = run.device
+    outs = [scorer(z_test) for _, scorer, _ in tqdm(methods, desc="methods", disable=not progress)]
+    n = min(len(z_test), score_images or batch_size)
+    score_rounds = score_rounds or max(rounds, ceil(len(z_test) / n))
+    e2e_rounds = rounds if images is not None and len(images) else 0
+    bar = tqdm(total=score_rounds + e2e_rounds, desc="timing rounds", disable=not progress)
+    score_s = interleaved({i: (lambda s=scorer: s(z_test[:n])) for i, (_, scorer, _) in enumerate(methods)},
+                          score_rounds, device, on_round=lambda r: bar.update())
+    backbone, e2e = None, {}
+    if e2e_rounds:
+        feats = standardize(run.extractor(images[:batch_size]), run.stats)  # the backbone's warm-up
+        for _, scorer, _ in methods:
+            scorer(feats)  # and each scorer's at this batch size
+        tasks = {"backbone": _pipeline(run, images, None, batch_size)}
+        tasks.update({i: _pipeline(run, images, scorer, batch_size) for i, (_, scorer, _) in enumerate(methods)})
+        e2e = interleaved(tasks, rounds, device, on_round=lambda r: bar.update())
+        backbone = _speed("backbone_images_per_second", e2e["backbone"], len(images))
+    bar.close()
+    rows = []
+    for i, ((name, _, extra), out) in enumerate(zip(methods, outs)):
+        speed = _speed("score_images_per_second", score_s[i], n)
+        if backbone is not None:
+            speed.update(_speed("images_per_second", e2e[i], len(images)), **backbone)
+            speed["backbone_ratio"] = speed["images_per_second"] / speed["backbone_images_per_second"]
+        speed.update(batch_size=batch_size, device=run.device, timing_rounds=rounds, score_timing_rounds=score_rounds,
+                     score_timing_images=n, end_to_end_timing_images=0 if images is None else len(images))
         rows += [{**r, **speed} for r in method_rows(name, out, labels, masks, run.cfg.image_size, extra)]
-    return rows, float(np.median(backbone))
+    return rows, None if backbone is None else backbone["backbone_images_per_second"]
 
 
 def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3), (0.3, 3), (0.1, 10), (0.3, 10)),
-            batch_size=32, n_timing=32, progress=True):
+            batch_size=32, n_timing=32, progress=True, rounds=5):
     """All methods on the run's features of `data`; returns the JSON-ready report."""
     t_start = time.perf_counter()
     z_train, _ = run.features(data.train, "train features")
@@ -125,19 +146,21 @@ def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3
     z_test, test = run.features(data.test, "test features")
     labels = np.array([s.label for s in test])
     masks = load_masks(test, run.cfg.image_size) if data.has_masks else None
-    images, _ = decode(test[:n_timing], run.cfg.image_size)
+    images, _ = decode(test[:n_timing], run.cfg.image_size, bit_depth=getattr(run, "bit_depth", None))  # as run.features
     torch.manual_seed(run.cfg.seed)
-    untrained = type(run.model).from_config(run.model.config).eval()
-    methods = [(f"invad S={s}", invad_scorer(run.model, s, grid, z_val), dict(steps=s, grid=grid, nfe=s))
+    untrained = type(run.model).from_config(run.model.config).eval().to(next(run.model.parameters()).device)
+    z_norm = z_val[calibration.parts(len(z_val), run.cfg.split_seed)[0]]  # the min-max part, as evaluate's
+    methods = [(f"invad S={s}", invad_scorer(run.model, s, grid, z_norm), dict(steps=s, grid=grid, nfe=s))
                for s in steps_list]
-    methods.append(("invad untrained S=3", invad_scorer(untrained, 3, grid, z_val), dict(steps=3, grid=grid, nfe=3)))
+    methods.append(("invad untrained S=3", invad_scorer(untrained, 3, grid, z_norm), dict(steps=3, grid=grid, nfe=3)))
     methods += baseline_methods(run.model, z_train, recon, seed=run.cfg.seed)
-    rows, backbone = measure(methods, run, z_test, labels, masks, images, batch_size, progress)
+    rows, backbone = measure(methods, run, z_test, labels, masks, images, batch_size, progress, rounds)
     report = {"data": data.spec, "run": str(run.path), "n_train": len(z_train), "n_val": len(z_val),
               "n_test": len(test), "n_anomalous": int(labels.sum()), "seed": run.cfg.seed,
               "backbone": run.cfg.backbone, "model": run.cfg.model, "methods": rows,
               "backbone_images_per_second": backbone}
     report["label_free_choice"] = label_free_choice(run.model, z_val, steps_list, grid, report["methods"])
+    report["timing_rounds"] = rounds
     report["compare_seconds"] = round(time.perf_counter() - t_start, 1)
     timing = run.path / "timing.json"
     if timing.is_file():
@@ -147,7 +170,6 @@ def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3
 
 def label_free_choice(model, z_val, steps_list, grid, rows) -> dict:
     """S and score chosen on synthetic anomalies of validation normals, against the best by test labels."""
-    from .select import rank_settings
     auroc, steps, _, score = rank_settings(model, z_val, steps_list, (grid,))[0]
     invad = [r for r in rows if r["name"].startswith("invad S=")]
     chosen = next(r for r in invad if r["steps"] == steps and r["score"] == score)
@@ -158,14 +180,25 @@ def label_free_choice(model, z_val, steps_list, grid, rows) -> dict:
 
 def format_table(report) -> str:
     cols = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "aupro", "mad", "nfe",
-            "score_images_per_second", "images_per_second", "backbone_ratio"]
-    head = f"{'method':<28} {'score':<9}" + "".join(f"{c.replace('_per_second', '/s')[:13]:>14}" for c in cols)
+            "score_images_per_second", "score_images_per_second_spread", "images_per_second", "backbone_ratio"]
+    label = {"score_images_per_second_spread": "± (iqr)"}
+    head = f"{'method':<28} {'score':<9}" + "".join(
+        f"{label.get(c, c.replace('_per_second', '/s')[:13]):>14}" for c in cols)
+
+    def cell(m, c):
+        v = m.get(c)
+        if v is None:
+            return f"{'-':>14}"
+        if c.endswith("_spread"):
+            return f"{f'±{100 * v:.0f}%':>14}"
+        return f"{f'{v:.3f}' if isinstance(v, float) else v:>14}"
+    backbone = report.get("backbone_images_per_second")
     lines = [f"{report['data']}: {report['n_train']} train, {report['n_test']} test ({report['n_anomalous']} anomalous); "
-             f"backbone alone {report['backbone_images_per_second']:.1f} images/s", head]
+             f"backbone alone {'-' if backbone is None else f'{backbone:.1f}'} images/s"
+             + (f"; speeds: medians of {report['timing_rounds']} interleaved rounds" if "timing_rounds" in report else ""),
+             head]
     for m in report["methods"]:
-        cells = "".join(f"{'-' if m.get(c) is None else (f'{m[c]:.3f}' if isinstance(m[c], float) else m[c]):>14}"
-                        for c in cols)
-        lines.append(f"{m['name']:<28} {m.get('score', ''):<9}" + cells)
+        lines.append(f"{m['name']:<28} {m.get('score', ''):<9}" + "".join(cell(m, c) for c in cols))
     if "label_free_choice" in report:
         c = report["label_free_choice"]
         b = c["best_with_labels"]

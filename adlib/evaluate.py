@@ -27,7 +27,7 @@ def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=Fals
         cal = {**calibration.fit(run.scores(z_val, steps, grid), score, fpr or 0.05, seed=run.cfg.split_seed),
                "steps": steps, "grid": grid, "source": f"fitted now on the validation normals of {data.spec}"}
     norm = scoring.Normalizer(**cal["normalizer"])
-    scorer = invad_scorer(run.model, steps, grid, z_val, batch_size)
+    scorer = invad_scorer(run.model, steps, grid, z_val[calibration.parts(len(z_val), run.cfg.split_seed)[0]], batch_size)
     out, seconds = timed_scorer(scorer, z_test, batch_size)
     if transductive:  # the paper's protocol: min-max fitted on this very test set
         norm = scoring.Normalizer.fit(out)

@@ -10,8 +10,8 @@ is measured by `benchmarks/ablation.py` and reported in the README.
 import numpy as np
 import torch
 
-from .bench import invad_scorer
 from .metrics import image_metrics
+from .scorers import invad_scorer
 
 
 def synthetic_anomalies(z: torch.Tensor, seed: int = 0, sizes=(2, 3, 4)) -> torch.Tensor:

@@ -1,12 +1,12 @@
 """Scoring throughput: images/s of backbone + standardise + S-step DDIM inversion + NLL/Diff/norm map.
 
 Timed honestly: `warmup` untimed batches first (they include torch.compile's compilation), the device
-synchronised before each clock read, and per-image time = batch time / batch size (the paper's
-reference code logged per-batch time as per-image). Images are random tensors already on the device,
-so file decoding is excluded here; `adlib evaluate` reports the from-file figure. FLOPs are counted by
-torch.utils.flop_counter on one image (matmuls and convolutions; the paper's DiT is ~1.3 TFLOP/image).
+synchronised before each clock read (adlib.timing's clock, the one bench uses too), and per-image time
+= batch time / batch size (the paper's reference code logged per-batch time as per-image). Images are
+random tensors already on the device, so file decoding is excluded here; `adlib evaluate` reports the
+from-file figure. FLOPs are counted by torch.utils.flop_counter on one image (matmuls and convolutions;
+the paper's DiT is ~1.3 TFLOP/image).
 """
-import time
 from contextlib import nullcontext
 
 import torch
@@ -17,6 +17,7 @@ from .errors import AdlibError
 from .features import BACKBONES, FeatureExtractor
 from .models import build_model
 from .standardize import standardize
+from .timing import clock
 from .train import pick_device
 
 
@@ -35,11 +36,6 @@ def pipeline(run_dir=None, model="mlp", backbone="lite0", image_size=256, device
         stats = {"mean": torch.zeros(1, c, 1, 1), "std": torch.ones(1, c, 1, 1)}
         eps = build_model(model, c, image_size // 16)
     return extractor.to(device).eval(), {k: v.to(device) for k, v in stats.items()}, eps.to(device).eval(), note
-
-
-def _sync(device):
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def measure(extractor, stats, eps, batch_size, steps=3, grid="paper", device="cpu", bf16=False,
@@ -63,12 +59,10 @@ def measure(extractor, stats, eps, batch_size, steps=3, grid="paper", device="cp
     def seconds(with_inversion):
         for _ in range(warmup):
             score(with_inversion)
-        _sync(device)
-        t0 = time.perf_counter()
+        t0 = clock(device)
         for _ in range(batches):
             score(with_inversion)
-        _sync(device)
-        return (time.perf_counter() - t0) / batches
+        return (clock(device) - t0) / batches
 
     full, alone = seconds(True), seconds(False)
     return {"batch_size": batch_size, "images_per_second": batch_size / full, "ms_per_image": 1e3 * full / batch_size,

@@ -6,6 +6,7 @@ steps). Runs under `accelerate launch` for several GPUs/processes (DDP): cfg.bat
 batch, split evenly across processes; only the main process writes. Plain Python runs on one device.
 Checkpoints are atomic; `resume=True` continues bit-identically on CPU.
 """
+import copy
 import math
 from pathlib import Path
 
@@ -71,6 +72,10 @@ def fit(cfg, z: torch.Tensor, out: Path, resume: bool = False, progress: bool = 
     acc = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if device == "cuda" else "no")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, z.shape[1], z.shape[-1], **cfg.model_kwargs)
+    if hasattr(model, "fit_base"):  # a closed-form Gaussian part (adlib/models/gaussian.py): fitted, not trained
+        model.fit_base(z)
+    if not any(p.requires_grad for p in model.parameters()):  # `--model gaussian`: nothing to train
+        return model.eval(), copy.deepcopy(model).eval(), [], acc
     if cfg.grad_checkpointing:
         model.enable_gradient_checkpointing()
     if cfg.batch_size % acc.num_processes:
@@ -117,6 +122,7 @@ def fit(cfg, z: torch.Tensor, out: Path, resume: bool = False, progress: bool = 
                     save_ema_snapshot(acc.unwrap_model(model), ema, out / "snapshots" / f"iter_{i + 1:06d}")
     raw = acc.unwrap_model(model).to("cpu").float()
     ema_model = build_model(cfg.model, z.shape[1], z.shape[-1], **cfg.model_kwargs)
+    ema_model.load_state_dict(raw.state_dict())  # buffers too (a fitted Gaussian base); EMA sets the parameters
     ema.to("cpu")
     ema.copy_to(ema_model.parameters())
     return raw.eval(), ema_model.eval(), losses, acc

@@ -1,22 +1,97 @@
-"""The throughput command: honest per-image timing, counted FLOPs, and its options."""
+"""The throughput command: honest per-image timing, counted FLOPs, and its options.
+
+Timings are checked against fake networks of known cost (sleeps), so a wrong formula shows as a wrong number."""
 import json
+import time
 
 import pytest
 import torch
 
 from adlib.cli import main
 from adlib.models import build_model
-from adlib.throughput import count_flops, throughput
+from adlib.throughput import count_flops, measure, throughput
 
 
-def test_rows_per_batch_size(tiny_run):
-    r = throughput(run_dir=tiny_run.path, batch_sizes=(1, 3), device="cpu", warmup=1, batches=2)
-    assert [x["batch_size"] for x in r["rows"]] == [1, 3]
-    for x in r["rows"]:  # per-image time is batch time / batch size, not batch time
-        assert x["ms_per_image"] == pytest.approx(x["ms_per_batch"] / x["batch_size"])
-        assert x["images_per_second"] == pytest.approx(1e3 / x["ms_per_image"])
-        assert 0 < x["images_per_second"] and x["timed_batches"] == 2 and x["warmup_batches"] == 1
-    assert r["backbone_gflop"] > 0 and r["inversion_gflop"] > 0 and r["model"].startswith("run ")
+class FakeExtractor:
+    """A backbone that returns zeros at once; its first call can sleep (one-time set-up)."""
+    image_size, channels = 32, 4
+
+    def __init__(self, first_call_sleeps=0.0):
+        self.first, self.calls = first_call_sleeps, 0
+
+    def __call__(self, images):
+        if self.calls == 0:
+            time.sleep(self.first)
+        self.calls += 1
+        return torch.zeros(len(images), self.channels, 2, 2)
+
+
+class SleepingEps:
+    """An eps-network whose every evaluation takes `seconds`, whatever the batch size."""
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def __call__(self, x, t):
+        time.sleep(self.seconds)
+        return torch.zeros_like(x)
+
+
+STATS = {"mean": torch.zeros(1, 4, 1, 1), "std": torch.ones(1, 4, 1, 1)}
+
+
+def _measure(eps, batch_size=2, steps=3, extractor=None, **kw):
+    return measure(extractor or FakeExtractor(), STATS, eps, batch_size, steps=steps, device="cpu", **kw)
+
+
+def test_timer_measures_a_known_sleep():
+    from adlib.timing import timed
+    _, seconds = timed(time.sleep, 0.2)
+    assert 0.2 <= seconds < 0.3
+
+
+def test_known_workload_gives_known_times():
+    """3 eps-evaluations of 20 ms per batch: ~60 ms per batch of 4, ~15 ms per image, ~67 images/s."""
+    x = _measure(SleepingEps(0.02), batch_size=4, steps=3, warmup=1, batches=3)
+    assert 60 <= x["ms_per_batch"] < 90
+    assert 15 <= x["ms_per_image"] < 22.5
+    assert 44 < x["images_per_second"] <= 67
+    assert x["backbone_images_per_second"] > 10 * x["images_per_second"]  # the fake backbone costs ~nothing
+
+
+def test_rate_halves_when_the_scorer_costs_twice_as_much():
+    cheap = _measure(SleepingEps(0.01), steps=2, warmup=1, batches=3)["images_per_second"]
+    dear = _measure(SleepingEps(0.02), steps=2, warmup=1, batches=3)["images_per_second"]
+    more_steps = _measure(SleepingEps(0.01), steps=4, warmup=1, batches=3)["images_per_second"]
+    assert 1.5 <= cheap / dear <= 2.5 and 1.5 <= cheap / more_steps <= 2.5
+
+
+def test_images_per_second_counts_images_not_batches():
+    """A cost per batch, not per image: a batch of 4 scores 4 images in the time a batch of 1 scores one."""
+    one = _measure(SleepingEps(0.01), batch_size=1, warmup=1, batches=3)
+    four = _measure(SleepingEps(0.01), batch_size=4, warmup=1, batches=3)
+    assert 3 <= four["images_per_second"] / one["images_per_second"] <= 5
+    assert 3 <= one["ms_per_image"] / four["ms_per_image"] <= 5
+
+
+def test_warmup_batches_are_not_timed():
+    """A backbone whose first call takes 0.5 s: with a warm-up batch the rate does not see it."""
+    eps = SleepingEps(0.001)
+    warm = _measure(eps, extractor=FakeExtractor(first_call_sleeps=0.5), warmup=1, batches=2)
+    assert warm["ms_per_batch"] < 100 and warm["warmup_batches"] == 1 and warm["timed_batches"] == 2
+    cold = _measure(eps, extractor=FakeExtractor(first_call_sleeps=0.5), warmup=0, batches=2)
+    assert cold["ms_per_batch"] >= 250  # the same set-up, timed: what the warm-up keeps off the bill
+
+
+def test_flops_of_a_linear_layer():
+    layer = torch.nn.Linear(7, 5)
+    _, flops = count_flops(layer, torch.randn(3, 7))
+    assert flops == 2 * 7 * 5 * 3
+
+
+def test_report_of_a_run(tiny_run):
+    r = throughput(run_dir=tiny_run.path, batch_sizes=(1, 3), device="cpu", warmup=1, batches=1)
+    assert [x["batch_size"] for x in r["rows"]] == [1, 3] and r["model"].startswith("run ")
+    assert r["backbone_gflop"] > 0 and r["inversion_gflop"] > 0
 
 
 def test_flops_of_attention_are_counted():
