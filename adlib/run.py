@@ -59,7 +59,7 @@ class Run:
     def bit_depth(self):
         """The bit depth images are scaled by; None (each image by its own range) for 8-bit data, where it is the
         same as 8, and for runs saved before it existed."""
-        return None if self.cfg.bit_depth in (-1, 8) else self.cfg.bit_depth
+        return decode_depth(self.cfg.bit_depth)
 
     def features(self, samples, desc="features", skip_bad=False):
         """Standardised features of the samples (cached) and the samples kept."""
@@ -122,7 +122,7 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
         cfg = replace(cfg, bit_depth=_bit_depth(data.train))
     extractor = FeatureExtractor(cfg.backbone, cfg.image_size).to(state.device)
     with state.main_process_first():  # the main process fills the feature cache, the others read it
-        depth = None if cfg.bit_depth == 8 else cfg.bit_depth  # as Run.bit_depth: one cache entry per 8-bit image
+        depth = decode_depth(cfg.bit_depth)
         z_train, train = extract(extractor, data.train, desc="train features", skip_bad=skip_bad,
                                  device=state.device, bit_depth=depth)
         z_val, val = extract(extractor, data.val, desc="val features", skip_bad=skip_bad,
@@ -176,6 +176,12 @@ def check_options(cfg: RunConfig, num_processes: int = 1):
             build_model(cfg.model, channels, max(1, cfg.image_size // 16), **cfg.model_kwargs)
     except TypeError as e:
         raise AdlibError(f"model settings {cfg.model_kwargs} do not fit --model {cfg.model}: {e}") from None
+
+
+def decode_depth(bit_depth: int):
+    """The config's bit depth as the decoder takes it: None (each image by its own range) for 8-bit data, where it
+    is the same as 8 and shares one cache entry per image, and for runs saved before the field existed."""
+    return None if bit_depth in (-1, 8) else bit_depth
 
 
 def _bit_depth(samples) -> int:

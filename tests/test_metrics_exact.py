@@ -14,32 +14,14 @@ from sklearn.metrics import roc_auc_score
 import adlib.metrics as metrics
 from adlib.errors import AdlibError
 from adlib.metrics import aupro, pixel_metrics
+from test_metrics import brute_force_aupro as loops_aupro  # "> t" over every distinct t: the same curve
 
 LIMITS = (0.3, 0.05, 1.0, 0.001)
 
 
 def brute_force_aupro(masks, maps, fpr_limit):
-    """Loop over every distinct value t (predicted anomalous: value >= t), FPR and PRO directly."""
-    regions = []
-    for mask, amap in zip(masks, maps):
-        labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-        regions += [amap[labels == k] for k in range(1, n + 1)]
-    normal = maps[~masks]
-    points = [(0.0, 0.0)]
-    for t in sorted(set(maps.ravel().tolist()), reverse=True):
-        fpr = np.mean(normal >= t)
-        pro = np.mean([np.mean(region >= t) for region in regions])
-        points.append((fpr, pro))
-    points.append((1.0, 1.0))
-    area = 0.0
-    for (x0, y0), (x1, y1) in zip(points[:-1], points[1:]):
-        if x0 >= fpr_limit:
-            break
-        if x1 > fpr_limit:  # the segment that crosses the limit: interpolate
-            y1 = y0 + (y1 - y0) * (fpr_limit - x0) / (x1 - x0)
-            x1 = fpr_limit
-        area += (x1 - x0) * (y0 + y1) / 2
-    return area / fpr_limit
+    """Every distinct value a threshold, FPR and PRO by plain loops (test_metrics.py's brute force)."""
+    return loops_aupro(masks, maps, sorted(set(maps.ravel().tolist())), fpr_limit)
 
 
 def mvtec_official_aupro(masks, maps, fpr_limit):
