@@ -8,7 +8,7 @@ from pathlib import Path
 from .errors import AdlibError
 from .files import write_json
 
-SPEC_HELP = ("elpv:mono|poly|all, mvtec:PATH_TO_CATEGORY, mvtec-root:PATH (every category in it: one unified model), "
+SPEC_HELP = ("elpv:mono|poly|all[:dev|test], mvtec:PATH_TO_CATEGORY, mvtec-root:PATH (every category in it: one unified model), "
              "or a path to a category folder")
 
 

@@ -349,6 +349,29 @@ def test_elpv_counts_and_split(kind, n_normal, n_bad):
     assert "CC BY-NC-SA" in data.info["license"]
 
 
+@pytest.mark.parametrize("kind", ["mono", "poly"])
+def test_elpv_dev_and_test_protocols_halve_the_test_part_and_keep_train_and_val(kind):
+    full, dev, test = (load_spec(f"elpv:{kind}{p}") for p in ("", ":dev", ":test"))
+    assert (dev.spec, test.spec) == (f"elpv:{kind}:dev", f"elpv:{kind}:test")
+    for d in (dev, test):  # one run serves both: same training and validation files
+        assert [s.path for s in d.train] == [s.path for s in full.train]
+        assert [s.path for s in d.val] == [s.path for s in full.val]
+    a, b = {s.path for s in dev.test}, {s.path for s in test.test}
+    assert not a & b and a | b == {s.path for s in full.test}  # disjoint halves of the whole test part
+    for y in (0, 1):  # each class halved on its own
+        n = sum(s.label == y for s in full.test)
+        assert {sum(s.label == y for s in d.test) for d in (dev, test)} <= {n // 2, n - n // 2}
+    # seeded: the same halves on every call
+    assert {s.path for s in load_spec(f"elpv:{kind}:dev").test} == a
+
+
+@pytest.mark.parametrize("spec", ["elpv:poly:final", "elpv:dev", "elpv:poly:dev:x"])
+def test_unknown_elpv_protocol_is_one_clear_line(spec):
+    with pytest.raises(AdlibError) as e:
+        load_spec(spec)
+    assert spec in str(e.value) and "elpv:poly:dev" in str(e.value)
+
+
 def test_elpv_labels_match_csv():
     import elpv_dataset
     root = Path(elpv_dataset.__file__).parent / "data"

@@ -7,6 +7,10 @@ A root of such category folders (`mvtec-root:PATH`) is one dataset for the "unif
 model on the normals of every category, evaluated per category.
 ELPV (Buerhop-Lutz et al. 2018, Deitsch et al. 2019; CC BY-NC-SA 4.0): one category per cell type,
 normal = defect probability 0, anomalous = 1; the normals are split 70/10/20 by a seeded permutation.
+Protocols (`elpv:poly:dev`, `elpv:poly:test`): the test part (20 % of the normals and every anomalous cell)
+is cut in two seeded halves, each class on its own; `dev` scores one half and is where designs are chosen,
+`test` scores the other, once, for reported figures. Train and validation are the same under every protocol,
+so one run is evaluated under both. `elpv:poly` alone scores the whole test part (figures before the split).
 """
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,7 +65,20 @@ def _split(items: list, fractions, seed: int) -> list:
     return [[items[i] for i in sorted(part)] for part in np.split(order, cuts)]
 
 
-def load_elpv(cell_type: str, split_seed: int = 0, include_uncertain: bool = False) -> Dataset:
+PROTOCOLS = ("dev", "test")
+PROTOCOL_SEED = 1234  # fixed, not the split seed: a design chosen on `dev` never sees a `test` image, whatever the split
+
+
+def protocol_half(test: list, protocol: str) -> list:
+    """The `dev` or `test` half of a test part: normals and anomalous halved separately, seeded by PROTOCOL_SEED."""
+    if protocol not in PROTOCOLS:
+        raise AdlibError(f"unknown protocol {protocol!r}: use elpv:TYPE:dev (choose designs) or elpv:TYPE:test (report)")
+    halves = [_split([s for s in test if s.label == y], (0.5, 0.5), PROTOCOL_SEED + y) for y in (0, 1)]
+    keep = {s.path for s in halves[0][PROTOCOLS.index(protocol)] + halves[1][PROTOCOLS.index(protocol)]}
+    return [s for s in test if s.path in keep]
+
+
+def load_elpv(cell_type: str, split_seed: int = 0, include_uncertain: bool = False, protocol: str = None) -> Dataset:
     import elpv_dataset
     root = Path(elpv_dataset.__file__).parent / "data"
     names, probs, types = [], [], []
@@ -76,7 +93,11 @@ def load_elpv(cell_type: str, split_seed: int = 0, include_uncertain: bool = Fal
         tr, va, te = _split(normal, (0.7, 0.1, 0.2), split_seed)
         train += tr; val += va; test += te + bad
     info = {"license": ELPV_LICENSE, "split_seed": split_seed, "protocol": "normal p=0, anomalous p=1, 70/10/20"}
-    return Dataset(f"elpv:{cell_type}", train, val, test, has_masks=False, info=info)
+    if protocol is not None:
+        test = protocol_half(test, protocol)
+        info["protocol"] += f"; {protocol} half of the test part (seed {PROTOCOL_SEED})"
+    spec = f"elpv:{cell_type}" + (f":{protocol}" if protocol else "")
+    return Dataset(spec, train, val, test, has_masks=False, info=info)
 
 
 def _find_mask(gt: Path, defect: str, stem: str) -> Optional[Path]:
@@ -150,13 +171,14 @@ def load_root(root, split_seed: int = 0) -> Dataset:
 
 
 def load_spec(spec: str, split_seed: int = 0) -> Dataset:
-    """SPEC: `elpv:mono|poly|all`, `mvtec:PATH_TO_CATEGORY`, `mvtec-root:PATH` (all categories in it),
-    or a path to a category folder."""
+    """SPEC: `elpv:mono|poly|all[:dev|test]`, `mvtec:PATH_TO_CATEGORY`, `mvtec-root:PATH` (all categories in
+    it), or a path to a category folder."""
     if spec.startswith("elpv:"):
-        kind = spec.split(":", 1)[1]
-        if kind not in ("mono", "poly", "all"):
-            raise AdlibError(f"unknown --data {spec!r}: ELPV categories are elpv:mono, elpv:poly, elpv:all")
-        return load_elpv(kind, split_seed)
+        kind, _, protocol = spec.split(":", 1)[1].partition(":")
+        if kind not in ("mono", "poly", "all") or (protocol and protocol not in PROTOCOLS):
+            raise AdlibError(f"unknown --data {spec!r}: ELPV categories are elpv:mono, elpv:poly, elpv:all, each "
+                             f"optionally :dev (choose designs) or :test (report), e.g. elpv:poly:dev")
+        return load_elpv(kind, split_seed, protocol=protocol or None)
     if spec.startswith("mvtec-root:"):
         return load_root(spec.split(":", 1)[1], split_seed)
     path = spec.split(":", 1)[1] if spec.startswith("mvtec:") else spec
