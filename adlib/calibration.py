@@ -1,4 +1,4 @@
-"""Decisions for single images: the combined score's min-max and a threshold, fitted on normal validation images.
+"""Decisions for single images: the score's normaliser and a threshold, fitted on normal validation images.
 
 threshold = the k-th smallest of n held-out normal scores, k = ceil((n + 1)(1 - fpr)) (split conformal):
 a new normal image exchangeable with those n exceeds it with probability <= fpr, whatever n. When k > n no
@@ -8,6 +8,7 @@ on the other, so the threshold's scores are exchangeable with a test image's. Wi
 both use all of them and the record says the threshold is in-sample; fewer than 2 is refused.
 """
 import numpy as np
+import torch
 
 from . import scoring
 from .errors import AdlibError, warn
@@ -50,12 +51,13 @@ def fit(raw: dict, score: str, fpr: float = 0.05, seed: int = 0, normalizer=None
     n = len(raw["nll"])
     check_validation_size(n, "the validation split", warn_few=False)
     norm_idx, thr_idx, disjoint = parts(n, seed)
-    pick = lambda idx: {k: np.asarray(raw[k])[idx] for k in ("nll", "diff")}
+    pick = lambda idx: {"nll": np.asarray(raw["nll"])[idx], "diff": np.asarray(raw["diff"])[idx],
+                        "map": None if raw.get("map") is None else raw["map"][torch.as_tensor(idx)]}
     if normalizer is None:
         normalizer = scoring.Normalizer.fit(pick(norm_idx))
     else:
         thr_idx, disjoint = np.arange(n), True
-    if score != "combined":  # nll and diff need no normaliser: every image goes to the threshold
+    if score in ("nll", "diff"):  # they need no normaliser: every image goes to the threshold
         thr_idx, disjoint = np.arange(n), True
     values = scoring.image_score(pick(thr_idx), score, normalizer)
     threshold, guaranteed = scoring.conformal_threshold(values, fpr)

@@ -7,9 +7,27 @@ from pathlib import Path
 
 from .errors import AdlibError
 from .files import write_json
+from .scoring import SCORES
 
 SPEC_HELP = ("elpv:mono|poly|all[:dev|test], mvtec:PATH_TO_CATEGORY, mvtec-root:PATH (every category in it: one unified model), "
-             "or a path to a category folder")
+             "folder:NORMAL_DIR[:ANOMALOUS_DIR] (your images, no masks; ':' separates the folders), "
+             "or a path to a category folder; relative names not found here are looked up in data/ ($ADLIB_DATA)")
+
+
+MODEL_PRESETS = ("mlp | mlp-pos | conv | unet | dit | dit-paper | gaussian | gaussian+mlp | gaussian+conv | "
+                 "gaussian+dit")  # adlib.models.PRESETS (not imported here: diffusers is slow to import)
+
+
+def _json_object(text: str, option: str) -> dict:
+    """A JSON object from the command line, or one line naming the option."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"{option} {text!r} is not JSON ({e.msg}): "
+                                         f"write e.g. '{{\"hidden\": 256}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{option} {text!r} must be a JSON object, e.g. '{{\"hidden\": 256}}'")
+    return value
 
 
 # option -> (type or choices, help); each defaults to the chosen --recipe's value (adlib/config.py RECIPES)
@@ -17,7 +35,9 @@ TRAIN_OPTIONS = {
     "backbone": (["lite0", "b4"], "lite0 works offline; b4 is the paper's (its weights are a download)"),
     "image_size": (int, "input size in pixels"),
     "standardize": (["none", "channel", "position", "whiten"], "feature standardisation"),
-    "model": (str, "mlp | mlp-pos | unet | dit | dit-paper"),
+    "model": (str, "a preset: " + MODEL_PRESETS),
+    "model_kwargs": (lambda text: _json_object(text, "--model-kwargs"),
+                     'JSON settings over the preset\'s, e.g. \'{"residual_kwargs": {"depth": 3}}\''),
     "iters": (int, "training iterations"),
     "epochs": (float, "passes over the training images; sets the iterations from the data size"),
     "batch_size": (int, "effective batch, split across processes under accelerate launch"),
@@ -219,7 +239,7 @@ def parser():
     e.add_argument("--data", help=f"SPEC ({SPEC_HELP}); default: the run's")
     e.add_argument("--steps", type=int, help="inversion steps S (default: the run's, 3)")
     e.add_argument("--grid", choices=["paper", "reference"])
-    e.add_argument("--score", choices=["nll", "diff", "combined"])
+    e.add_argument("--score", choices=list(SCORES))
     e.add_argument("--transductive", action="store_true", help="fit the combined min-max on the test set (paper)")
     e.add_argument("--weights", default="ema", help="ema (default), model (raw), or snapshots/iter_NNNNNN")
     e.add_argument("--skip-bad", action="store_true")
@@ -240,11 +260,11 @@ def parser():
                    help="unified: one model for all categories (paper); per-category: one model each")
     b.add_argument("--steps", type=int, help="inversion steps S (default 3)")
     b.add_argument("--grid", choices=["paper", "reference"])
-    b.add_argument("--score", choices=["nll", "diff", "combined"])
+    b.add_argument("--score", choices=list(SCORES))
     b.set_defaults(fn=cmd_benchmark)
     g = sub.add_parser("throughput", help="images/s of scoring (backbone + S-step inversion + score) per batch size")
     g.add_argument("--run", help="a trained run (default: an untrained --model, which times the same)")
-    g.add_argument("--model", default="mlp", help="preset when no --run: mlp | mlp-pos | unet | dit | dit-paper")
+    g.add_argument("--model", default="mlp", help="preset when no --run: " + MODEL_PRESETS)
     g.add_argument("--backbone", default="lite0", choices=["lite0", "b4"])
     g.add_argument("--image-size", type=int, default=256)
     g.add_argument("--batch-sizes", default="1,64", help="comma-separated batch sizes (default 1,64)")
@@ -282,6 +302,8 @@ def parser():
     r.add_argument("--only", help="notebook number(s), e.g. 03 or 03,04")
     r.add_argument("--run-dir", help="a trained run for the notebooks that take RUN_DIR")
     r.set_defaults(fn=cmd_notebooks)
+    from .cli_inspect import add_parsers  # predict and export: inspecting new images with a trained run
+    add_parsers(sub)
     return p
 
 

@@ -12,11 +12,17 @@ from . import calibration, scoring
 from .bench import end_to_end_ips, invad_scorer, method_rows, timed_scorer
 from .cache import decode
 from .data import load_masks
+from .errors import AdlibError
 
 
 def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=False, batch_size=32,
                  n_timing=64, skip_bad=False, fpr=None) -> dict:
     steps, grid, score = steps or run.cfg.steps, grid or run.cfg.grid, score or run.cfg.score
+    if len({s.label for s in data.test}) < 2:  # said before any feature is extracted, not by sklearn
+        missing = "normal" if all(s.label for s in data.test) else "anomalous"
+        raise AdlibError(f"--data {data.spec}: its test part has no {missing} images, and AUROC/AP/F1 need both classes"
+                         + ("; give a folder of anomalous images too: folder:NORMAL_DIR:ANOMALOUS_DIR"
+                            if data.spec.startswith("folder:") and missing == "anomalous" else ""))
     z_val, _ = run.features(data.val, "val features", skip_bad)
     z_test, test = run.features(data.test, "test features", skip_bad)
     labels = np.array([s.label for s in test])
@@ -33,7 +39,7 @@ def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=Fals
         norm = scoring.Normalizer.fit(out)
         cal = {**calibration.fit(scorer(z_val), score, cal["fpr"], normalizer=norm), "steps": steps, "grid": grid,
                "source": "validation normals scaled by the test set's min-max (transductive)"}
-    out["combined"] = norm.combined(out)
+    out[score] = scoring.image_score(out, score, norm)  # on the calibration's scale (saved, or transductive)
     chosen = {k: v for k, v in out.items() if k in (score, "map")}
     row = method_rows("invad", chosen, labels, masks, run.cfg.image_size,
                       dict(steps=steps, grid=grid, nfe=steps, transductive=transductive))[0]

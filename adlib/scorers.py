@@ -21,7 +21,8 @@ def model_device(model, default="cpu") -> torch.device:
 
 
 def invad_scorer(model, steps, grid, z_val, batch_size=64):
-    """InvAD: invert in S steps, then NLL, Diff, and their combination normalised on validation normals."""
+    """InvAD: invert in S steps, then NLL, Diff, and the scores normalised on validation normals z_val:
+    combined, local-max and local-top (adlib/scoring.py)."""
     points = make_grid(steps, grid)
     device = model_device(model)
 
@@ -34,7 +35,8 @@ def invad_scorer(model, steps, grid, z_val, batch_size=64):
 
     def f(z):
         s = raw(z)
-        return {"nll": s["nll"], "diff": s["diff"], "combined": norm.combined(s), "map": s["map"]}
+        return {"nll": s["nll"], "diff": s["diff"], **{k: scoring.image_score(s, k, norm) for k in scoring.SCORES[2:]},
+                "map": s["map"]}
     f.device = device
     return f
 

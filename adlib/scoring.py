@@ -4,7 +4,11 @@ NLL  = -log N(x_T; 0, I) = 1/2 sum x_T^2 + 1/2 C h w log(2 pi)
 A    = per-position norm map, A[i, j] = || x_T[:, i, j] ||_2; pixel map = A upsampled bilinearly
 Diff = max A - min A                  (anomalies are local: they stretch the spread of the map)
 combined = minmax(NLL) + minmax(Diff), the min-max fitted on normal validation images by default
-           (`fit_normalizer(val)`), or on the test set itself to reproduce the paper (transductive).
+           (`Normalizer.fit(val)`), or on the test set itself to reproduce the paper (transductive).
+Local scores (cracks are local: a sum over all positions dilutes them), from the same normal images:
+  L[i, j]   = (A[i, j] - m[i, j]) / s[i, j], the norm map standardised per position (m, s: mean and std of
+              A[i, j] over the normal images; what is usual at a border is not usual in the middle)
+  local-max = max L                      local-top = mean of the TOP_K largest L[i, j]
 """
 import math
 from dataclasses import asdict, dataclass
@@ -15,7 +19,9 @@ import torch.nn.functional as F
 
 from .errors import AdlibError
 
-SCORES = ("nll", "diff", "combined")
+SCORES = ("nll", "diff", "combined", "local-max", "local-top")
+LOCAL = ("local-max", "local-top")
+TOP_K = 4  # positions averaged by local-top: a crack covers a few of the 16 x 16
 
 
 def nll(x: torch.Tensor) -> torch.Tensor:
@@ -58,18 +64,25 @@ def raw_scores(x: torch.Tensor) -> dict:
 
 @dataclass
 class Normalizer:
-    """Min-max of NLL and Diff; `combined` = their normalised sum."""
+    """What normal images look like: the min-max of NLL and Diff (`combined` = their normalised sum) and,
+    for the local scores, the per-position mean and std of the norm map (h*w values each, row-major)."""
     nll_min: float
     nll_max: float
     diff_min: float
     diff_max: float
+    map_mean: list = None
+    map_std: list = None
 
     @classmethod
     def fit(cls, scores: dict) -> "Normalizer":
         n, d = np.asarray(scores["nll"]), np.asarray(scores["diff"])
         if n.size < 2:  # one image has no spread: the min-max would divide by ~0
             raise AdlibError(f"the combined score's min-max needs at least 2 normal images, got {n.size}")
-        return cls(float(n.min()), float(n.max()), float(d.min()), float(d.max()))
+        local = {}
+        if scores.get("map") is not None:
+            a = torch.as_tensor(scores["map"]).double().flatten(1)
+            local = dict(map_mean=a.mean(0).tolist(), map_std=a.std(0).clamp_min(1e-6).tolist())
+        return cls(float(n.min()), float(n.max()), float(d.min()), float(d.max()), **local)
 
     def combined(self, scores: dict) -> np.ndarray:
         eps = 1e-12
@@ -77,14 +90,31 @@ class Normalizer:
         d = (np.asarray(scores["diff"]) - self.diff_min) / max(self.diff_max - self.diff_min, eps)
         return n + d
 
+    def local_map(self, amap) -> torch.Tensor:
+        """The norm map standardised per position with the normal images' mean and std: B x h x w."""
+        if self.map_mean is None:
+            raise AdlibError("this calibration has no per-position statistics (made before local scores "
+                             "existed): recalibrate, e.g. `adlib evaluate RUN --fpr 0.05`")
+        amap = torch.as_tensor(amap).double()
+        mean = torch.tensor(self.map_mean, dtype=torch.float64).reshape(amap.shape[1:])
+        return (amap - mean) / torch.tensor(self.map_std, dtype=torch.float64).reshape(amap.shape[1:])
+
+    def local(self, amap, kind: str) -> np.ndarray:
+        """local-max or local-top of B norm maps."""
+        flat = self.local_map(amap).flatten(1)
+        top = flat.topk(1 if kind == "local-max" else min(TOP_K, flat.shape[1]), dim=1).values
+        return top.mean(1).numpy()
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def image_score(scores: dict, kind: str, normalizer: Normalizer = None) -> np.ndarray:
-    """One number per image: `nll`, `diff` or `combined` (needs a normalizer)."""
+    """One number per image: `nll`, `diff`, or (with a normalizer) `combined`, `local-max`, `local-top`."""
     if kind == "combined":
         return normalizer.combined(scores)
+    if kind in LOCAL:
+        return normalizer.local(scores["map"], kind)
     if kind not in SCORES:
         raise ValueError(f"unknown score {kind!r}: use one of {SCORES}")
     return np.asarray(scores[kind])

@@ -57,3 +57,69 @@ def test_raw_scores_agree_with_the_formulas():
     assert np.allclose(s["nll"], scoring.nll(x).numpy(), rtol=1e-6)
     a = x.double().pow(2).sum(1).sqrt()
     assert np.allclose(s["diff"], (a.amax((1, 2)) - a.amin((1, 2))).numpy(), rtol=1e-5)
+
+
+# --- local scores: the norm map standardised per position, reduced by max / top-k ----------------
+
+def _normal_maps(n=40, seed=0):
+    """Norm maps of normal images whose usual level differs by position (a bright border column)."""
+    g = torch.Generator().manual_seed(seed)
+    maps = 1.0 + 0.1 * torch.randn(n, 8, 8, generator=g, dtype=torch.float64)
+    maps[:, :, 0] += 3.0  # always high at the border: not anomalous there
+    return maps
+
+
+def _raw(maps):
+    a = torch.as_tensor(maps, dtype=torch.float64)
+    return {"nll": 0.5 * a.pow(2).flatten(1).sum(1).numpy(), "diff": scoring.diff(a).numpy(), "map": a.float()}
+
+
+def test_local_map_standardises_each_position_on_the_normal_images():
+    maps = _normal_maps()
+    norm = scoring.Normalizer.fit(_raw(maps))
+    local = norm.local_map(maps)
+    assert torch.allclose(local.mean(0), torch.zeros(8, 8, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(local.std(0), torch.ones(8, 8, dtype=torch.float64), atol=1e-4)
+    ref = (maps - maps.mean(0)) / maps.std(0)
+    assert torch.allclose(local, ref, atol=1e-5)
+
+
+def test_local_scores_find_a_small_defect_that_the_sums_dilute_and_ignore_the_usual_border():
+    norm = scoring.Normalizer.fit(_raw(_normal_maps()))
+    test = _normal_maps(3, seed=1)
+    test[1, 4, 4] += 1.0              # a crack at one position: small in the sum over 64 positions
+    test[2, :, 1:] += 0.15            # diffuse: every position a little higher (1.5 of their stds)
+    raw = _raw(test)
+    for kind in scoring.LOCAL:
+        s = scoring.image_score(raw, kind, norm)
+        assert s[1] > s[2] > s[0], (kind, s)  # the crack first
+    assert raw["nll"][2] > raw["nll"][1]  # the sum over positions prefers the diffuse one
+    # top-k is the mean of the TOP_K largest standardised positions; max is the largest
+    local = norm.local_map(test).flatten(1)
+    assert np.allclose(scoring.image_score(raw, "local-max", norm), local.max(1).values.numpy())
+    assert np.allclose(scoring.image_score(raw, "local-top", norm),
+                       local.sort(1, descending=True).values[:, :scoring.TOP_K].mean(1).numpy())
+
+
+def test_local_scores_need_per_position_statistics():
+    old = scoring.Normalizer(1.0, 2.0, 0.0, 1.0)  # a calibration.json from before local scores
+    with pytest.raises(AdlibError, match="recalibrate"):
+        scoring.image_score(_raw(_normal_maps(2)), "local-max", old)
+    assert np.isfinite(old.combined(_raw(_normal_maps(2)))).all()
+
+
+@pytest.mark.parametrize("kind", ["local-max", "local-top"])
+def test_local_score_calibration_fits_statistics_and_threshold_on_disjoint_halves(kind):
+    from adlib import calibration
+    raw = _raw(_normal_maps(40))
+    record = calibration.fit(raw, kind, fpr=0.1, seed=3)
+    norm_idx, thr_idx, disjoint = calibration.parts(40, 3)
+    assert disjoint and record["disjoint"] and record["n_threshold"] == len(thr_idx) == 20
+    pick = {"nll": raw["nll"][norm_idx], "diff": raw["diff"][norm_idx], "map": raw["map"][torch.as_tensor(norm_idx)]}
+    expect = scoring.Normalizer.fit(pick)
+    assert np.allclose(record["normalizer"]["map_mean"], expect.map_mean)
+    values = scoring.image_score({k: (v[torch.as_tensor(thr_idx)] if k == "map" else v[thr_idx]) for k, v in raw.items()},
+                                 kind, expect)
+    assert record["threshold"] == scoring.conformal_threshold(values, 0.1)[0]
+    scores, flagged = calibration.decide(record, raw)
+    assert np.array_equal(flagged, scores > record["threshold"])
