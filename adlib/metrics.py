@@ -180,15 +180,16 @@ def pixel_metrics(masks, maps, fpr_limit=0.3) -> dict:
             "pixel_f1max": f1_max(labels, scores)}
 
 
-def all_metrics(labels, scores, masks=None, maps=None) -> dict:
-    """All seven metrics (pixel ones None without masks) plus `mad`, the mean of those available."""
+def all_metrics(labels, scores, masks=None, maps=None, pixel=None) -> dict:
+    """All seven metrics (pixel ones None without masks) plus `mad`, the mean of those available.
+    pixel: `pixel_metrics(masks, maps)` if already computed (several image scores share one map)."""
     out = image_metrics(labels, scores)
     if masks is None:
         out.update({name: None for name in METRIC_NAMES[3:]})
     else:
-        if maps is None:
+        if maps is None and pixel is None:
             raise AdlibError("masks were given without anomaly maps; pass maps= as well")
-        out.update(pixel_metrics(masks, maps))
+        out.update(pixel if pixel is not None else pixel_metrics(masks, maps))
     available = [out[name] for name in METRIC_NAMES if out[name] is not None]
     out["mad"] = float(np.mean(available))
     return {name: out[name] for name in (*METRIC_NAMES, "mad")}

@@ -46,7 +46,14 @@ def test_cli_train_evaluate_compare(mini, tmp_path, capsys):
     assert any(n.startswith("reconstruction") for n in names)
     for m in c["methods"]:
         assert FIELDS <= set(m) and np.isfinite(m["image_auroc"])
+    # the run's own setting (what evaluate scores: S = 3, its score) is marked, once, as shipped
+    default = [m for m in c["methods"] if m["default"]]
+    assert len(default) == 1 and default[0]["name"] == "invad S=3" and default[0]["score"] == "combined"
+    assert c["default"] == {"steps": 3, "grid": "paper", "score": "combined", "in_table": True}
+    assert {m["score"] for m in c["methods"] if m["name"] == "invad S=3"} == {"nll", "diff", "combined",
+                                                                                 "local-max", "local-top"}
     out = capsys.readouterr().out
+    assert "invad S=3 (default)" in out
     assert "padim" in out and "invad S=3" in out
 
 

@@ -1,4 +1,4 @@
-"""Datasets as lists of samples: MVTec-AD-layout folders and the embedded ELPV solar cells.
+"""Datasets as lists of samples: MVTec-AD-layout folders, a user's plain folders and the embedded ELPV cells.
 
 MVTec layout: <cat>/train/good, [<cat>/val/good], <cat>/test/good, <cat>/test/<defect>,
 [<cat>/ground_truth/<defect>/<stem>_mask.png]. `good` is normal; masks pair with images by stem, and
@@ -11,7 +11,14 @@ Protocols (`elpv:poly:dev`, `elpv:poly:test`): the test part (20 % of the normal
 is cut in two seeded halves, each class on its own; `dev` scores one half and is where designs are chosen,
 `test` scores the other, once, for reported figures. Train and validation are the same under every protocol,
 so one run is evaluated under both. `elpv:poly` alone scores the whole test part (figures before the split).
+A user's folders (`folder:NORMAL_DIR[:ANOMALOUS_DIR]`, no masks): images found recursively (suffix in any case,
+hidden files and folders skipped); the normals are split by a seeded permutation into train / validation / test
+(10 % validation, at least 2; 20 % test, at least 1; the rest trains; 5 normals at the least); test = those
+normals plus every anomalous image. Without ANOMALOUS_DIR a model trains, but evaluation needs anomalous images.
+`:` separates the two folders, so a folder name containing `:` (a Windows drive letter) cannot be given this way.
+Relative names that are not folders here are looked up in the data folder (adlib/data/paths.py).
 """
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
@@ -20,6 +27,7 @@ import numpy as np
 
 from ..errors import AdlibError
 from .images import IMAGE_SUFFIXES, list_images, read_mask
+from .paths import MVTEC_SUBFOLDERS, resolve
 
 ELPV_LICENSE = ("ELPV solar-cell images, CC BY-NC-SA 4.0: Buerhop-Lutz et al. 2018; Deitsch et al. 2019 "
                 "(https://github.com/zae-bayern/elpv-dataset)")
@@ -170,9 +178,75 @@ def load_root(root, split_seed: int = 0) -> Dataset:
     return Dataset(f"mvtec-root:{root}", **merged, has_masks=all(info["has_masks"].values()), info=info)
 
 
+MIN_FOLDER_NORMALS = 5  # folder:: 2 train, 2 validation (what calibration needs) and 1 test normal at the least
+
+
+def _images_under(folder: Path, skip: Optional[Path] = None) -> list:
+    """Image files anywhere under `folder` (suffix in any case), sorted by their path relative to it.
+
+    Hidden files and folders (a leading dot: .DS_Store, ._x.png, .ipynb_checkpoints) are skipped, and so is
+    the folder `skip` (the anomalous folder when it lies inside the normal one). Linked folders are followed once.
+    """
+    skip = os.path.realpath(skip) if skip is not None else None
+    seen, found = set(), []
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen or real == skip:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(top) / f for f in files
+                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES and (Path(top) / f).is_file()]
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def load_folder(normal, anomalous=None, split_seed: int = 0, spec: Optional[str] = None) -> Dataset:
+    """A folder of normal images and, optionally, one of anomalous images (no masks): `folder:NORMAL[:ANOMALOUS]`.
+
+    The normals are split by a seeded permutation into train / validation / test: 10 % validation (at least 2),
+    20 % test (at least 1), the rest trains. Test = those held-out normals plus every anomalous image, whose
+    `defect` is its first subfolder under ANOMALOUS (or ANOMALOUS's own name for images directly in it).
+    """
+    normal, anomalous = Path(normal), (Path(anomalous) if anomalous is not None else None)
+    spec = spec or f"folder:{normal}" + (f":{anomalous}" if anomalous is not None else "")
+    for folder, what in ((normal, "normal"), (anomalous, "anomalous")):
+        if folder is not None and not folder.is_dir():
+            raise AdlibError(f"--data {spec!r}: the {what} folder {folder} does not exist")
+    if anomalous is not None and os.path.realpath(normal) == os.path.realpath(anomalous):
+        raise AdlibError(f"--data {spec!r}: the normal and anomalous folders are the same ({normal}): give two folders")
+    inner = lambda a, b: b is not None and Path(os.path.realpath(b)).is_relative_to(os.path.realpath(a))
+    good = _images_under(normal, skip=anomalous if inner(normal, anomalous) else None)
+    if len(good) < MIN_FOLDER_NORMALS:
+        raise AdlibError(f"{normal} holds {len(good)} normal image(s) ({', '.join(IMAGE_SUFFIXES)}, found recursively, "
+                         f"hidden files skipped): folder: needs at least {MIN_FOLDER_NORMALS} to split into train, "
+                         f"validation and test normals; add more normal images there")
+    bad = []
+    if anomalous is not None:
+        bad = _images_under(anomalous, skip=normal if inner(anomalous, normal) else None)
+        if not bad:
+            raise AdlibError(f"{anomalous} holds no images ({', '.join(IMAGE_SUFFIXES)}, found recursively, hidden "
+                             f"files skipped): put the anomalous images there, or give folder:{normal} alone to train only")
+    n = len(good)
+    n_val, n_test = max(2, round(0.1 * n)), max(1, round(0.2 * n))
+    tr, va, te = _split([Sample(str(p), 0) for p in good], ((n - n_val - n_test) / n, n_val / n, n_test / n), split_seed)
+    defect = lambda p: (p.relative_to(anomalous).parts[:-1] or (anomalous.resolve().name,))[0]
+    test = te + [Sample(str(p), 1, defect(p)) for p in bad]
+    info = {"split_seed": split_seed, "normal": str(normal.resolve()),
+            "anomalous": str(anomalous.resolve()) if anomalous is not None else None,
+            "protocol": f"{n} normals split {len(tr)}/{len(va)}/{len(te)} (train/val/test, seeded); "
+                        f"test = held-out normals + {len(bad)} anomalous"}
+    return Dataset(spec, tr, va, test, has_masks=False, info=info)
+
+
+SPECS = ("elpv:mono|poly|all, mvtec:PATH_TO_CATEGORY, mvtec-root:PATH_TO_CATEGORIES, "
+         "folder:NORMAL_DIR[:ANOMALOUS_DIR], or the path of an existing category folder")
+
+
 def load_spec(spec: str, split_seed: int = 0) -> Dataset:
     """SPEC: `elpv:mono|poly|all[:dev|test]`, `mvtec:PATH_TO_CATEGORY`, `mvtec-root:PATH` (all categories in
-    it), or a path to a category folder."""
+    it), `folder:NORMAL_DIR[:ANOMALOUS_DIR]` (a user's folders, no masks), or a path to a category folder.
+    Relative folder names that do not exist here are looked up in the data folder (adlib/data/paths.py)."""
     if spec.startswith("elpv:"):
         kind, _, protocol = spec.split(":", 1)[1].partition(":")
         if kind not in ("mono", "poly", "all") or (protocol and protocol not in PROTOCOLS):
@@ -180,9 +254,17 @@ def load_spec(spec: str, split_seed: int = 0) -> Dataset:
                              f"optionally :dev (choose designs) or :test (report), e.g. elpv:poly:dev")
         return load_elpv(kind, split_seed, protocol=protocol or None)
     if spec.startswith("mvtec-root:"):
-        return load_root(spec.split(":", 1)[1], split_seed)
+        root = resolve(spec.split(":", 1)[1], spec, fix="give the folder that holds the category folders "
+                       "(e.g. mvtec_anomaly_detection/ with bottle/, cable/, ...)")
+        return load_root(root, split_seed)
+    if spec.startswith("folder:"):
+        names = spec.split(":")[1:]
+        usage = ("use folder:NORMAL_DIR or folder:NORMAL_DIR:ANOMALOUS_DIR (':' separates the two folders, so a "
+                 "folder name cannot contain ':')")
+        if len(names) > 2:
+            raise AdlibError(f"--data {spec!r}: {usage}")
+        folders = [resolve(name, spec, fix=usage) for name in names]
+        return load_folder(folders[0], folders[1] if len(folders) > 1 else None, split_seed, spec=spec)
     path = spec.split(":", 1)[1] if spec.startswith("mvtec:") else spec
-    if not Path(path).is_dir():
-        raise AdlibError(f"unknown --data {spec!r}: use elpv:mono|poly|all, mvtec:PATH_TO_CATEGORY, "
-                         f"mvtec-root:PATH_TO_CATEGORIES, or the path of an existing category folder")
-    return load_mvtec(path, split_seed)
+    return load_mvtec(resolve(path, spec, MVTEC_SUBFOLDERS, fix=f"unknown SPEC or missing folder: use {SPECS}"),
+                      split_seed)
