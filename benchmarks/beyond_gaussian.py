@@ -38,8 +38,12 @@ def features(spec: str, how: str, split_seed: int = 0):
     data, extractor = load_spec(spec, split_seed), FeatureExtractor("lite0", 256)
     raw = {part: extract(extractor, getattr(data, part), desc=part)
            for part in ("train", "val", "test")}
-    stats = fit_stats(raw["train"][0], how)
+    first = "position" if how == "pwhiten" else how  # pwhiten: whiten after position (a ridge relative to each variance)
+    stats = fit_stats(raw["train"][0], first)
     z = {part: standardize(zk, stats) for part, (zk, _) in raw.items()}
+    if how == "pwhiten":
+        stats = fit_stats(z["train"], "whiten")
+        z = {part: standardize(zk, stats) for part, zk in z.items()}
     return z, np.array([s.label for s in raw["test"][1]])
 
 
@@ -60,7 +64,7 @@ def aurocs(model, steps, z_norm, z_test, y) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="elpv:poly:dev")
-    p.add_argument("--standardize", default="whiten", choices=("position", "whiten"))
+    p.add_argument("--standardize", default="whiten", choices=("position", "whiten", "pwhiten"))
     p.add_argument("--model", default="gaussian+conv", help="a preset of adlib.models.PRESETS")
     p.add_argument("--model-kwargs", type=json.loads, default={}, help='JSON, e.g. \'{"residual_kwargs": {"depth": 3}}\'')
     p.add_argument("--iters", type=int, default=1000)

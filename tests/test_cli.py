@@ -244,6 +244,10 @@ def test_evaluate_runs_on_good_data(run64, data, run_cache, tmp_path, capsys, mo
     rep = json.loads(report.read_text())
     assert rep["n_test"] == 5 and rep["n_anomalous"] == 3
     assert rep["methods"][0]["pixel_auroc"] is not None
+    # a local score: calibrated now (statistics and threshold on the validation normals), decided with it
+    assert main(["evaluate", str(run64), "--data", str(data), "--score", "local-top", "--json", str(report)]) == 0
+    row = json.loads(report.read_text())["methods"][0]
+    assert row["score"] == "local-top" and row["threshold"] == row["threshold"] and 0 <= row["image_auroc"] <= 1
 
 
 def test_evaluate_a_non_run(tmp_path, capsys):
