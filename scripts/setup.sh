@@ -8,5 +8,5 @@ quiet() { "$@" 2>&1 | { grep -v "is ignored" || true; }; return "${PIPESTATUS[0]
 [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
 quiet .venv/bin/python -m pip install -q --upgrade pip
 quiet .venv/bin/python -m pip install -q "torch==2.13.0"
-quiet .venv/bin/python -m pip install -q -e ".[test,notebooks]"
+quiet .venv/bin/python -m pip install -q -e ".[test,notebooks,onnx]"
 .venv/bin/python -c "import adlib, torch; print(f'adlib {adlib.__version__} ready (torch {torch.__version__})')"
