@@ -7,7 +7,8 @@ combined = minmax(NLL) + minmax(Diff), the min-max fitted on normal validation i
            (`Normalizer.fit(val)`), or on the test set itself to reproduce the paper (transductive).
 Local scores (cracks are local: a sum over all positions dilutes them), from the same normal images:
   L[i, j]   = (A[i, j] - m[i, j]) / s[i, j], the norm map standardised per position (m, s: mean and std of
-              A[i, j] over the normal images; what is usual at a border is not usual in the middle)
+              A[i, j] over the normal images, the variance shrunk toward the average one; what is usual
+              at a border is not usual in the middle)
   local-max = max L                      local-top = mean of the TOP_K largest L[i, j]
 """
 import math
@@ -22,6 +23,7 @@ from .errors import AdlibError
 SCORES = ("nll", "diff", "combined", "local-max", "local-top")
 LOCAL = ("local-max", "local-top")
 TOP_K = 4  # positions averaged by local-top: a crack covers a few of the 16 x 16
+PRIOR_IMAGES = 10  # pseudo-images pulling each position's variance toward the average (`position_stats`)
 
 
 def nll(x: torch.Tensor) -> torch.Tensor:
@@ -62,6 +64,19 @@ def raw_scores(x: torch.Tensor) -> dict:
     return {"nll": s["nll"].cpu().numpy(), "diff": s["diff"].cpu().numpy(), "map": s["map"]}
 
 
+def position_stats(maps: torch.Tensor, prior: float = PRIOR_IMAGES) -> tuple:
+    """(mean, std) of n >= 2 normal norm maps at each position (lists, row-major). The variance is shrunk
+    toward the positions' average variance as if `prior` more images had shown it:
+        v_ij = ((n - 1) var_ij + k mean_kl var_kl) / (n - 1 + k)
+    With ~50 images (ELPV) each position's own spread dominates; with 2 (a miniature's half of its
+    validation normals) one position's std would be noise. The mean needs no help: its error is std / sqrt(n)."""
+    a = maps.double().flatten(1)
+    n = len(a)
+    var = a.var(0)
+    var = ((n - 1) * var + prior * var.mean()) / (n - 1 + prior)
+    return a.mean(0).tolist(), var.sqrt().clamp_min(1e-6).tolist()
+
+
 @dataclass
 class Normalizer:
     """What normal images look like: the min-max of NLL and Diff (`combined` = their normalised sum) and,
@@ -80,8 +95,7 @@ class Normalizer:
             raise AdlibError(f"the combined score's min-max needs at least 2 normal images, got {n.size}")
         local = {}
         if scores.get("map") is not None:
-            a = torch.as_tensor(scores["map"]).double().flatten(1)
-            local = dict(map_mean=a.mean(0).tolist(), map_std=a.std(0).clamp_min(1e-6).tolist())
+            local = dict(zip(("map_mean", "map_std"), position_stats(torch.as_tensor(scores["map"]))))
         return cls(float(n.min()), float(n.max()), float(d.min()), float(d.max()), **local)
 
     def combined(self, scores: dict) -> np.ndarray:

@@ -77,11 +77,22 @@ def _raw(maps):
 def test_local_map_standardises_each_position_on_the_normal_images():
     maps = _normal_maps()
     norm = scoring.Normalizer.fit(_raw(maps))
-    local = norm.local_map(maps)
-    assert torch.allclose(local.mean(0), torch.zeros(8, 8, dtype=torch.float64), atol=1e-5)
-    assert torch.allclose(local.std(0), torch.ones(8, 8, dtype=torch.float64), atol=1e-4)
-    ref = (maps - maps.mean(0)) / maps.std(0)
-    assert torch.allclose(local, ref, atol=1e-5)
+    n, k = len(maps), scoring.PRIOR_IMAGES
+    var = ((n - 1) * maps.var(0) + k * maps.var(0).mean()) / (n - 1 + k)  # each variance shrunk toward the average
+    assert torch.allclose(norm.local_map(maps), (maps - maps.mean(0)) / var.sqrt(), atol=1e-5)
+    assert torch.allclose(norm.local_map(maps).mean(0), torch.zeros(8, 8, dtype=torch.float64), atol=1e-5)
+    # without the prior it is the plain per-position z-score
+    mean, std = scoring.position_stats(maps, prior=0)
+    assert np.allclose(mean, maps.mean(0).flatten()) and np.allclose(std, maps.std(0).flatten())
+
+
+def test_few_normal_images_borrow_the_average_spread():
+    """Two images give each position a std that is noise; the shrunk std stays near the true one (0.1)."""
+    few = _normal_maps(2, seed=5)
+    _, std = scoring.position_stats(few)
+    _, raw_std = scoring.position_stats(few, prior=0)
+    assert abs(np.log(np.array(std) / 0.1)).max() < abs(np.log(np.array(raw_std) / 0.1)).max()
+    assert abs(np.log(np.array(std) / 0.1)).max() < np.log(2)
 
 
 def test_local_scores_find_a_small_defect_that_the_sums_dilute_and_ignore_the_usual_border():
