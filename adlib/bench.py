@@ -148,12 +148,11 @@ def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3
     labels = np.array([s.label for s in test])
     masks = load_masks(test, run.cfg.image_size) if data.has_masks else None
     images, _ = decode(test[:n_timing], run.cfg.image_size, bit_depth=getattr(run, "bit_depth", None))  # as run.features
-    torch.manual_seed(run.cfg.seed)
-    untrained = type(run.model).from_config(run.model.config).eval().to(next(run.model.parameters()).device)
+    control_name, control = control_model(run.model, run.cfg.seed)
     z_norm = z_val[calibration.parts(len(z_val), run.cfg.split_seed)[0]]  # the min-max part, as evaluate's
     methods = [(f"invad S={s}", invad_scorer(run.model, s, grid, z_norm), dict(steps=s, grid=grid, nfe=s))
                for s in steps_list]
-    methods.append(("invad untrained S=3", invad_scorer(untrained, 3, grid, z_norm), dict(steps=3, grid=grid, nfe=3)))
+    methods.append((f"invad {control_name} S=3", invad_scorer(control, 3, grid, z_norm), dict(steps=3, grid=grid, nfe=3)))
     methods += baseline_methods(run.model, z_train, recon, seed=run.cfg.seed)
     rows, backbone = measure(methods, run, z_test, labels, masks, images, batch_size, progress, rounds)
     report = {"data": data.spec, "run": str(run.path), "n_train": len(z_train), "n_val": len(z_val),
@@ -171,6 +170,20 @@ def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3
     if timing.is_file():
         report["training"] = json.loads(timing.read_text())
     return report
+
+
+def control_model(model, seed: int = 0) -> tuple:
+    """(name, model) of a trained model's control: its fitted Gaussian base alone for Gaussian + residual
+    models (`zero-residual`: what training added is the difference), else the network as initialised with
+    `seed` (`untrained`: eps = 0 for the adaLN-Zero families, so the score is a plain norm of the features)."""
+    device = next(iter([*model.parameters(), *model.buffers()]), torch.zeros(0)).device
+    if getattr(model, "base", None) is not None:
+        return "zero-residual", model.base
+    torch.manual_seed(seed)
+    fresh = type(model).from_config(model.config).eval().to(device)
+    if hasattr(fresh, "fit_base"):  # `gaussian` alone has nothing to train: it is its own control
+        return "untrained", model
+    return "untrained", fresh
 
 
 def label_free_choice(model, z_val, steps_list, grid, rows) -> dict:

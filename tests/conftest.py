@@ -23,6 +23,6 @@ def mini(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_run(mini, tmp_path_factory):
     from adlib import RunConfig, train_run
-    cfg = RunConfig(data=str(mini), image_size=128, iters=30, batch_size=8, checkpoint_every=10,
+    cfg = RunConfig(data=str(mini), image_size=128, iters=30, batch_size=8, checkpoint_every=10, model="mlp",
                     model_kwargs=dict(hidden=64, depth=2))
     return train_run(cfg, tmp_path_factory.mktemp("runs") / "tiny", progress=False)

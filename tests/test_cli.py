@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from adlib.cli import main
+from adlib.config import RunConfig
 from adlib.data import load_mask, make_mini_mvtec
 from adlib.errors import AdlibError
 
@@ -154,7 +155,7 @@ def test_train_writes_a_run(run64):
     assert split["skipped"] == 0
     assert len(split["train"]) == 22 and len(split["val"]) == 2 and len(split["test"]) == 5
     cfg = json.loads((run64 / "config.json").read_text())
-    assert cfg["image_size"] == 64 and cfg["iters"] == 4 and cfg["standardize"] == "position"
+    assert cfg["image_size"] == 64 and cfg["iters"] == 4 and cfg["standardize"] == RunConfig().standardize
 
 
 # --- 1. missing or empty train/good --------------------------------------------------------------

@@ -26,7 +26,7 @@ def test_two_process_training_on_cpu(mini, tmp_path):
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--main_process_port", str(_free_port()), "-m", "adlib", "train", "--data", str(mini), "--out", str(out),
-           "--device", "cpu", "--image-size", "128", "--iters", "120", "--batch-size", "16", "--lr", "3e-3"]
+           "--device", "cpu", "--image-size", "128", "--iters", "120", "--batch-size", "16", "--lr", "3e-3", "--model", "mlp"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

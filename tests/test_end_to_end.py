@@ -42,14 +42,14 @@ def test_cli_train_evaluate_compare(mini, tmp_path, capsys):
     c = json.loads((tmp_path / "c.json").read_text())
     assert {"data", "n_train", "n_test", "n_anomalous", "seed", "backbone_images_per_second"} <= set(c)
     names = {m["name"] for m in c["methods"]}
-    assert {"invad S=1", "invad S=3", "invad untrained S=3", "padim", "knn"} <= names
+    assert {"invad S=1", "invad S=3", "invad zero-residual S=3", "padim", "knn"} <= names  # the default's control
     assert any(n.startswith("reconstruction") for n in names)
     for m in c["methods"]:
         assert FIELDS <= set(m) and np.isfinite(m["image_auroc"])
     # the run's own setting (what evaluate scores: S = 3, its score) is marked, once, as shipped
     default = [m for m in c["methods"] if m["default"]]
-    assert len(default) == 1 and default[0]["name"] == "invad S=3" and default[0]["score"] == "combined"
-    assert c["default"] == {"steps": 3, "grid": "paper", "score": "combined", "in_table": True}
+    assert len(default) == 1 and default[0]["name"] == "invad S=3" and default[0]["score"] == "local-top"
+    assert c["default"] == {"steps": 3, "grid": "paper", "score": "local-top", "in_table": True}
     assert {m["score"] for m in c["methods"] if m["name"] == "invad S=3"} == {"nll", "diff", "combined",
                                                                                  "local-max", "local-top"}
     out = capsys.readouterr().out
@@ -84,7 +84,7 @@ def test_training_matters_beyond_its_untrained_control(mini, tmp_path_factory):
     trained, control = [], []
     for seed in (0, 1, 2):
         cfg = RunConfig(data=str(mini), image_size=128, iters=200, batch_size=8, standardize="none", seed=seed,
-                        checkpoint_every=1000, snapshots=False, model_kwargs=dict(hidden=64, depth=2))
+                        checkpoint_every=1000, snapshots=False, model="mlp", model_kwargs=dict(hidden=64, depth=2))
         run = train_run(cfg, tmp_path_factory.mktemp("matters") / f"s{seed}", progress=False)
         z_val, _ = run.features(data.val)
         z_test, test = run.features(data.test)
@@ -96,3 +96,19 @@ def test_training_matters_beyond_its_untrained_control(mini, tmp_path_factory):
             into.append(image_metrics(labels, nll)["image_auroc"])
     spread = max(trained) - min(trained)
     assert min(trained) - max(control) > max(0.05, 3 * spread), (trained, control)
+
+
+def test_the_control_of_a_gaussian_plus_residual_model_is_its_fitted_base():
+    import torch
+    from adlib.bench import control_model
+    from adlib.models import build_model
+    z = torch.randn(30, 6, 4, 4) * torch.linspace(0.5, 2, 6)[:, None, None] + 1.0
+    model = build_model("gaussian+conv", 6, 4, residual_kwargs=dict(hidden=8, depth=1)).fit_base(z)
+    torch.nn.init.normal_(model.net.proj_out.weight)  # as if trained: the residual is no longer zero
+    name, control = control_model(model)
+    x, t = torch.randn(2, 6, 4, 4), torch.tensor([10, 500])
+    assert name == "zero-residual" and torch.equal(control(x, t), model.base(x, t))
+    assert not torch.allclose(model(x, t), control(x, t))
+    assert torch.allclose(control.mean, z.mean(0), atol=1e-5)  # fitted, not a fresh N(0, I)
+    name, control = control_model(build_model("mlp", 6, 4, hidden=8, depth=1), seed=0)
+    assert name == "untrained" and control(x, t).abs().max() == 0  # adaLN-Zero: eps = 0 at initialisation

@@ -117,7 +117,7 @@ def test_transductive_threshold_lives_on_the_test_scale(tiny_run, mini):
     assert "transductive" in trans["calibration"]
     data = load_mvtec(mini)
     val, test = tiny_run.scores(tiny_run.features(data.val)[0]), tiny_run.scores(tiny_run.features(data.test)[0])
-    on_test_scale = scoring.Normalizer.fit(test).combined(val)  # validation normals under the test min-max
+    on_test_scale = scoring.image_score(val, tiny_run.cfg.score, scoring.Normalizer.fit(test))  # under the test scale
     assert trans["threshold"] == pytest.approx(scoring.conformal_threshold(on_test_scale, 0.05)[0])
     assert trans["threshold"] != pytest.approx(plain["threshold"])
 
@@ -133,7 +133,7 @@ def test_training_extracts_features_on_the_training_device(mini, tmp_path, monke
         seen.append(str(k.get("device")))
         return real(*a, **k)
     monkeypatch.setattr(run_mod, "extract", recording)
-    run = train_run(RunConfig(data=str(mini), image_size=128, iters=2, batch_size=4, device="cpu",
+    run = train_run(RunConfig(data=str(mini), image_size=128, iters=2, batch_size=4, device="cpu", model="mlp",
                               model_kwargs=dict(hidden=16, depth=1)), tmp_path / "r", progress=False)
     assert seen and all(d == "cpu" for d in seen)  # not left to extract's default
     assert run.device == "cpu" and Run(run.path).device == "cpu"  # the run's device, not a hard-coded one

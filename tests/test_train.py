@@ -10,7 +10,7 @@ Z = torch.randn(20, 8, 4, 4, generator=torch.Generator().manual_seed(0))
 
 
 def cfg(**kw):
-    base = dict(iters=12, batch_size=4, checkpoint_every=4, model_kwargs=dict(hidden=16, depth=1), device="cpu")
+    base = dict(iters=12, batch_size=4, checkpoint_every=4, model="mlp", model_kwargs=dict(hidden=16, depth=1), device="cpu")
     return RunConfig(**{**base, **kw})
 
 
