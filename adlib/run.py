@@ -96,6 +96,11 @@ class Run:
                                  seed=self.cfg.split_seed)
         return {"steps": steps, "grid": grid, **record, "source": "fitted now on the validation normals"}
 
+    def predict(self, inputs, out, **options) -> dict:
+        """Score image files and folders into `out`: predictions.csv, maps/, report.html (adlib/predict.py)."""
+        from .predict import predict
+        return predict(self, inputs, out, **options)
+
 
 def _to_cpu(out):
     """Inversion results come back to the CPU, where scores and metrics are computed."""

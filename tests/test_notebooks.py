@@ -148,7 +148,7 @@ def test_smoke_run_is_trained_once_and_reused(tmp_path, monkeypatch):
 def test_cli_errors_are_one_line(capsys):
     assert main(["notebooks", "run", "--only", "07"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "error: --only 07: no such notebook; choose from 01, 02, 03, 04"]
+        "error: --only 07: no such notebook; choose from 01, 02, 03, 04, 05, 06"]
     assert main(["notebooks", "run", "--profile", "huge"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--profile huge" in err[0] and "cpu, full, smoke" in err[0]

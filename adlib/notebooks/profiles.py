@@ -9,7 +9,8 @@ from pathlib import Path
 from ..errors import AdlibError
 from .workspace import notebooks_dir
 
-SEQUENCE = ("01_prior_density", "02_train_on_gpu", "03_visualize_latents", "04_sweep_steps")
+SEQUENCE = ("01_prior_density", "02_train_on_gpu", "03_visualize_latents", "04_sweep_steps",
+            "05_beyond_gaussian", "06_inspect_your_images")
 PROFILES = ("smoke", "cpu", "full")
 
 

@@ -4,6 +4,7 @@
 - `figures`:   figure builders (numbers in, `go.Figure` out) for training, latents and sweeps, notebooks 02-04
 - `paper`:     the paper's ablation beside the measured one, and sentences comparing the two, notebook 04
 - `explorers`: ipywidgets controls wired to those builders; their callbacks are plain methods
+- `inspect`:   an explorer over the output of `adlib predict` (maps, a live threshold, uploads), notebook 06
 - `base`:      the colours, score labels and converters they share
 
 Everything the notebooks and tests use is importable from `adlib.viz` itself.
@@ -12,6 +13,7 @@ from .base import ANOMALOUS, DEFECT, NORMAL, SCORE_LABELS
 from .explorers import LatentExplorer, LocalAnomalyExplorer, PriorExplorer, display_data
 from .figures import (bar_figure, loss_figure, overlay_figure, pca_figure, position_labels, roc_figure,
                       score_histograms, speed_auroc_figure, sweep_figure, trajectory_figure)
+from .inspect import PredictionExplorer
 from .paper import (PAPER_ABLATION, PAPER_RECONSTRUCTION, ablation_markdown, compare_to_paper,
                     paper_vs_measured_figure)
 from .theory import (DIMENSIONS, chi_pdf, local_anomaly_latents, prior_figure, prior_nll_from_norm,
@@ -29,4 +31,6 @@ __all__ = [
     "PAPER_ABLATION", "PAPER_RECONSTRUCTION", "paper_vs_measured_figure", "ablation_markdown", "compare_to_paper",
     # explorers
     "display_data", "PriorExplorer", "LocalAnomalyExplorer", "LatentExplorer",
+    # inspect (06)
+    "PredictionExplorer",
 ]
