@@ -55,6 +55,19 @@ def atomic_save_pretrained(model, path: Path):
     atomic_replace_dir(model.save_pretrained, path)
 
 
+def load_checkpoint(path: Path) -> dict:
+    """The resumable state, loaded with weights_only=True: tensors and plain data only, so a crafted
+    checkpoint in a shared run folder cannot execute code; anything else is refused in one line."""
+    import pickle
+    try:
+        return torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise AdlibError(f"{path} is not a checkpoint adlib wrote (it holds more than tensors and plain data, or is "
+                         f"damaged: {reason}); it was not loaded: delete it to restart training from iteration 0, "
+                         f"or choose a new --out") from None
+
+
 def save_ema_snapshot(model, ema, path: Path):
     params = list(model.parameters())
     ema.store(params)
@@ -90,7 +103,7 @@ def fit(cfg, z: torch.Tensor, out: Path, resume: bool = False, progress: bool = 
     focus_t = eval_timesteps(grid=cfg.grid)
     ckpt = out / CHECKPOINT
     if resume and ckpt.is_file():
-        state = torch.load(ckpt, weights_only=True)  # loading never executes code from the file
+        state = load_checkpoint(ckpt)
         model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"]), ema.load_state_dict(state["ema"])
         gen.set_state(state["gen"][acc.process_index] if isinstance(state["gen"], list) else state["gen"])

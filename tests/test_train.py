@@ -1,9 +1,12 @@
 """Training: seeded determinism on CPU, resume after an interruption gives the uninterrupted result."""
+from pathlib import Path
+
 import pytest
 import torch
 
 import adlib.train as train_mod
 from adlib.config import RunConfig
+from adlib.errors import AdlibError
 from adlib.train import CHECKPOINT, fit, lr_lambda
 
 Z = torch.randn(20, 8, 4, 4, generator=torch.Generator().manual_seed(0))
@@ -93,3 +96,32 @@ def test_gradient_checkpointing_gives_the_same_gradients(name, kw):
 
 def weights_grad(m):
     return torch.cat([p.grad.flatten() for p in m.parameters()])
+
+
+class _RunsCodeWhenUnpickled:
+    """What a crafted checkpoint would carry: unpickling it calls a function of the attacker's choosing."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "code ran"))
+
+
+@pytest.mark.parametrize("how", ["crafted", "damaged"])
+def test_a_crafted_or_damaged_checkpoint_is_refused_and_never_executed(tmp_path, how):
+    out, marker = tmp_path / "run", tmp_path / "PWNED"
+    fit(cfg(), Z, out, progress=False)
+    state = torch.load(out / CHECKPOINT, weights_only=True)
+    if how == "crafted":
+        state["losses"] = _RunsCodeWhenUnpickled(str(marker))
+        torch.save(state, out / CHECKPOINT)
+    else:
+        (out / CHECKPOINT).write_bytes((out / CHECKPOINT).read_bytes()[:200])
+    with pytest.raises(AdlibError) as e:
+        fit(cfg(), Z, out, resume=True, progress=False)
+    assert str(out / CHECKPOINT) in str(e.value) and "delete it" in str(e.value) and "\n" not in str(e.value)
+    assert not marker.exists()  # the payload never ran
+    if how == "crafted":  # the control: loading it the unsafe way does run the payload
+        torch.load(out / CHECKPOINT, weights_only=False)
+        assert marker.read_text() == "code ran"
