@@ -30,6 +30,12 @@ def add_predict_parser(sub):
     p.add_argument("--weights", default="ema", help="ema (default), model (raw), or snapshots/iter_NNNNNN")
     p.add_argument("--skip-bad", action="store_true", help="list undecodable images as skipped instead of stopping")
     p.add_argument("--no-maps", action="store_true", help="write no overlay pictures (faster)")
+    p.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto",
+                   help="what scores the images: torch, or onnx (the graph `adlib export RUN` wrote into RUN/export "
+                        "for these settings, under onnxruntime on the CPU, ~3x faster); auto (default): onnx when "
+                        "that graph exists and onnxruntime is installed, else torch")
+    p.add_argument("--onnx", metavar="FILE", help="score with this graph from `adlib export` (engine onnx); it must "
+                   "match the run and the settings")
     p.set_defaults(fn=cmd_predict)
 
 
@@ -37,15 +43,21 @@ def cmd_predict(a):
     from .predict import predict
     if a.batch_size <= 0:
         raise AdlibError(f"--batch-size {a.batch_size} must be positive")
+    if a.onnx is not None and a.engine == "torch":
+        raise AdlibError(f"--onnx {a.onnx} scores with onnxruntime, --engine torch with torch: give one of them")
     run = open_run(a.run_dir, a.weights, a.device)
     try:
         s = predict(run, a.inputs, a.out, a.steps, a.grid, a.score, a.fpr, a.batch_size, a.skip_bad,
-                    maps=not a.no_maps, weights=a.weights)
+                    maps=not a.no_maps, weights=a.weights, engine=a.engine, onnx=a.onnx)
     except KeyboardInterrupt:
         print(f"interrupted: the predictions written so far are in {a.out}; run the same command again to "
               f"continue", file=sys.stderr)
         raise SystemExit(130)
     c, speed = s["calibration"], s["images_per_second"]
+    engine = f"onnxruntime, {s['onnx']}" if s["engine"] == "onnx" else "torch"
+    print(f"engine: {engine} ({s['engine_reason']})", file=sys.stderr)
+    if s["hint"]:
+        print(f"hint: {s['hint']}", file=sys.stderr)
     print(f"{s['images']} images: {s['anomalous']} anomalous, {s['normal']} normal"
           + (f", {s['skipped']} skipped (undecodable)" if s["skipped"] else "")
           + (f"; scored {s['scored_now']} now at {speed:.1f} images/s" if speed else "; nothing left to score")
@@ -63,7 +75,8 @@ def add_export_parser(sub):
                                    "outputs: score (B), map (B x S/16 x S/16), pixel_map (B x S x S); the threshold, "
                                    "steps, grid, score and fpr are in the graph's metadata. Needs adlib[onnx].")
     p.add_argument("run_dir", metavar="RUN")
-    p.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
+    p.add_argument("--out", metavar="FILE", help="the .onnx file to write (default: RUN/export/<weights>-<steps>-"
+                   "<grid>-<score>-<fpr>.onnx, where `adlib predict` finds and uses it)")
     p.add_argument("--steps", type=int, help="inversion steps S (default: the run's)")
     p.add_argument("--grid", choices=["paper", "reference"], help="inversion grid (default: the run's)")
     p.add_argument("--score", choices=list(SCORES), help="image score (default: the run's)")
@@ -78,12 +91,11 @@ def add_export_parser(sub):
 
 
 def cmd_export(a):
-    from pathlib import Path
-    from .export import require
-    out = Path(a.out)
-    if out.is_dir():
+    from .export import default_path, require
+    out = None if a.out is None else Path(a.out)
+    if out is not None and out.is_dir():
         raise AdlibError(f"--out {out} is a folder: give the .onnx file to write, e.g. {out / 'model.onnx'}")
-    if out.exists() and not a.overwrite:
+    if out is not None and out.exists() and not a.overwrite:
         raise AdlibError(f"--out {out} exists: pass --overwrite to replace it or choose another file")
     if a.fpr is not None and not 0 < a.fpr < 1:
         raise AdlibError(f"--fpr {a.fpr} must be between 0 and 1, e.g. 0.05")
@@ -94,13 +106,21 @@ def cmd_export(a):
     run = Run(a.run_dir, a.weights, "cpu")
     if a.steps is not None:
         _check_steps([a.steps], a.grid or run.cfg.grid)
-    r = export_onnx(run, out, a.steps, a.grid, a.score, a.fpr, opset=a.opset, exporter=a.exporter, weights=a.weights)
+    record = run.calibration(a.steps, a.grid, a.score, a.fpr)
+    if out is None:
+        out = default_path(run.path, a.weights, record)
+        if out.exists() and not a.overwrite:
+            raise AdlibError(f"{out} exists (this run's graph for these settings, which `adlib predict` uses): "
+                             f"pass --overwrite to replace it")
+    r = export_onnx(run, out, a.steps, a.grid, a.score, a.fpr, opset=a.opset, exporter=a.exporter, weights=a.weights,
+                    record=record)
     m = r["metadata"]
     size = int(m["image_size"])
+    used = "; `adlib predict` uses it (--engine auto)" if a.out is None else ""
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {r['seconds']:.0f} s): input images float32 "
           f"B x 3 x {size} x {size} in [0, 1]; outputs score, map ({size // 16} x {size // 16}), pixel_map; "
           f"{m['score']} score, S={m['steps']} {m['grid']} grid, anomalous above {float(m['threshold']):.4g} "
-          f"(fpr {m['fpr']}); onnxruntime matches torch within {r['check']['map_abs']:.1e} on the map")
+          f"(fpr {m['fpr']}); onnxruntime matches torch within {r['check']['map_abs']:.1e} on the map{used}")
 
 
 def open_run(path, weights: str = "ema", device: str = None):

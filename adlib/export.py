@@ -10,8 +10,11 @@ Output `score`      float64 (B,): the image score of the calibration record's ki
        `map`        float32 B x h x w: the norm map A[i, j] = ||x_T[:, i, j]|| (h = H / 16)
        `pixel_map`  float32 B x H x W: A upsampled bilinearly (scoring.pixel_map)
 Metadata (metadata_props, strings; `OnnxScorer.meta`): threshold, fpr, fpr_guaranteed, steps, grid, points,
-score, normalizer (JSON), image_size, bit_depth, backbone, standardize, model, weights, input, adlib_version.
-An image is anomalous when score > threshold.
+score, normalizer (JSON), image_size, bit_depth, backbone, standardize, model, weights, input, adlib_version,
+run (the run folder's name) and run_fingerprint (adlib.predict.fingerprint: sha256 of the run's config, statistics,
+calibration and weights; `adlib predict --onnx` refuses a graph from another run or settings with it).
+An image is anomalous when score > threshold. `adlib export RUN` without --out writes default_path(...):
+RUN/export/<weights>-<steps>-<grid>-<score>-<fpr>.onnx, where `adlib predict --engine auto` (the default) finds it.
 
 What differs from the torch path (`TorchScorer`, the kit's own functions): `whiten` standardisation solves
 L y = z - mu with torch.linalg.solve_triangular, which has no ONNX operator; the graph multiplies by L^-1
@@ -243,8 +246,17 @@ class OnnxScorer:
 
 # ---------------------------------------------------------------- export
 
+def default_path(run_path, weights: str, record: dict) -> Path:
+    """RUN/export/<weights>-<steps>-<grid>-<score>-<fpr>.onnx: where `adlib export RUN` writes the graph of a
+    calibration record and `adlib predict --engine auto` looks for it (weights: ema, model, snapshots_iter_N)."""
+    name = "-".join([weights.replace("/", "_"), str(record["steps"]), record["grid"], record["score"],
+                     repr(float(record["fpr"]))])
+    return Path(run_path) / "export" / f"{name}.onnx"
+
+
 def metadata(run, record: dict, weights: str) -> dict:
     """The graph's metadata_props: everything needed to decide with it and to feed it (strings)."""
+    from .predict import fingerprint
     from .run import decode_depth
     depth = decode_depth(run.cfg.bit_depth)
     return {k: str(v) for k, v in {
@@ -256,11 +268,12 @@ def metadata(run, record: dict, weights: str) -> dict:
         "standardize": run.cfg.standardize, "model": run.cfg.model, "weights": weights,
         "input": CONVENTION, "outputs": ", ".join(OUTPUTS), "adlib_version": __version__,
         "whiten": "L^-1 precomputed in float64 as a constant" if run.cfg.standardize == "whiten" else "-",
+        "run": run.path.resolve().name, "run_fingerprint": fingerprint(run, weights),
     }.items()}
 
 
 def export_onnx(run, path, steps=None, grid=None, score=None, fpr=None, opset: int = OPSET,
-                exporter: str = "dynamo", weights: str = "ema", check: bool = True) -> dict:
+                exporter: str = "dynamo", weights: str = "ema", check: bool = True, record: dict = None) -> dict:
     """Write the run's ScoreGraph for (steps, grid, score, fpr) to `path` (atomically, one file, weights inside).
 
     run: a Run (the graph is built on the CPU). The calibration is `run.calibration(steps, grid, score, fpr)`:
@@ -270,6 +283,7 @@ def export_onnx(run, path, steps=None, grid=None, score=None, fpr=None, opset: i
     in the metadata (the run was opened with it). check: run the written file under onnxruntime on two
     random images and compare with the torch module: maps beyond MAP_TOL are an error (a bad export never goes
     unnoticed), scores beyond SCORE_TOL a warning (on noise images a min-max can magnify rounding).
+    record: the calibration record to export, when already at hand (else run.calibration(steps, grid, score, fpr)).
     Returns {"path", "metadata", "check": max abs differences, "seconds"}."""
     import time
     if exporter not in EXPORTERS:
@@ -279,7 +293,7 @@ def export_onnx(run, path, steps=None, grid=None, score=None, fpr=None, opset: i
     if not MIN_OPSET <= opset <= newest:
         raise AdlibError(f"--opset {opset}: this onnx writes opsets {MIN_OPSET}..{newest} (default {OPSET})")
     t0 = time.perf_counter()
-    record = run.calibration(steps, grid, score, fpr)
+    record = record or run.calibration(steps, grid, score, fpr)
     graph = ScoreGraph(run, record).eval()
     size_gib = sum(t.numel() * t.element_size() for t in [*graph.parameters(), *graph.buffers()]) / 2**30
     if size_gib > 1.9:  # protobuf's limit for one file is 2 GiB

@@ -1,11 +1,24 @@
 """`adlib predict RUN INPUT... --out DIR`: score image files and folders with a trained run, in a stream.
 
-Per batch: decode -> backbone -> standardise -> S-step inversion -> raw scores -> the calibration's decision
-(`calibration.decide`), then each image's overlay in DIR/maps and its row appended to DIR/predictions.csv
-(rewritten through a temporary file and renamed: a row is there whole or not at all, after its map). Memory
-is one batch, whatever the number of images. DIR/predict.json records the run and the settings; a rerun with
-the same ones skips the images already in the CSV, so an interrupted run loses nothing and writes nothing
-twice. DIR/report.html is rebuilt from the CSV at the end (adlib/report.py).
+Per batch: decode, the engine's scoring step (below), then each image's overlay in DIR/maps and its row
+appended to DIR/predictions.csv (rewritten through a temporary file and renamed: a row is there whole or not
+at all, after its map). Memory is one batch, whatever the number of images. DIR/predict.json records the run
+and the settings; a rerun with the same ones skips the images already in the CSV, so an interrupted run loses
+nothing and writes nothing twice. DIR/report.html is rebuilt from the CSV at the end (adlib/report.py).
+
+Engines (the scoring step of a decoded batch; --engine auto | torch | onnx, --onnx FILE):
+  torch  backbone -> standardise -> S-step inversion -> raw scores -> the calibration's decision
+         (`calibration.decide`), the kit's own path (TorchEngine).
+  onnx   the run exported by `adlib export` as one graph, under onnxruntime on the CPU (OnnxEngine, with
+         adlib.export.OnnxScorer): the same decoded batch in, score, norm map and decision out, within
+         adlib.export.SCORE_TOL / MAP_TOL of torch (~3x faster on a CPU, docs/bench/export-speed.md). The graph's
+         metadata must match the run (its fingerprint, image size, bit depth, model, weights) and the settings
+         (steps, grid, score, fpr, threshold), else it is refused in one line before anything is written.
+  auto   (default) onnx when onnxruntime is installed, the run scores on the CPU and `adlib export RUN` has written
+         the graph for exactly these settings (adlib.export.default_path: RUN/export/<weights>-<steps>-<grid>-
+         <score>-<fpr>.onnx); otherwise torch. A rerun into a DIR keeps the engine DIR was started with.
+The engine is part of DIR's identity (predict.json): a rerun with another engine is refused, as with other
+settings.
 
 Names: a single folder's images are named by their path inside it; otherwise by their path relative to the
 folder that holds all the inputs. DIR/maps/<name> is the overlay (a non-PNG name gets `.png` appended).
@@ -35,7 +48,10 @@ from .standardize import standardize
 COLUMNS = ("path", "name", "score", "threshold", "decision", "x", "y", "map")
 # settings that must agree for a rerun to continue DIR (the flag named in the error)
 IDENTITY = {"run": "RUN", "weights": "--weights", "steps": "--steps", "grid": "--grid", "score": "--score",
-            "fpr": "--fpr", "maps": "--no-maps", "inputs": "INPUT", "fingerprint": "RUN", "threshold": "--fpr"}
+            "fpr": "--fpr", "maps": "--no-maps", "inputs": "INPUT", "fingerprint": "RUN", "threshold": "--fpr",
+            "engine": "--engine"}
+LEGACY = {"engine": "torch"}  # what a predict.json written before the setting existed means
+ENGINES = ("auto", "torch", "onnx")
 MAP_SIDE, THUMB_SIDE = 512, 128  # longest side of the overlays and of the report's thumbnails, in pixels
 
 
@@ -100,10 +116,11 @@ def check_out(out: Path, state: dict):
     except ValueError:
         raise AdlibError(f"{out / STATE} is damaged: give a new --out, or delete {out}") from None
     for key, flag in IDENTITY.items():
-        if saved.get(key) != state[key]:
+        was = saved.get(key, LEGACY.get(key))
+        if was != state[key]:
             what = (f"of run {saved.get('run')}" if key == "run" else
                     f"of another version of run {state['run']} (its weights, calibration or settings changed)"
-                    if flag == "RUN" else f"made with {_setting(key, saved.get(key))}, not {_setting(key, state[key])}")
+                    if flag == "RUN" else f"made with {_setting(key, was)}, not {_setting(key, state[key])}")
             raise AdlibError(f"--out {out} holds predictions {what}: give another --out, or delete {out} to start over")
 
 
@@ -120,10 +137,50 @@ def _setting(key: str, value) -> str:
 
 # ---------------------------------------------------------------- scoring a batch
 
-class Predictor:
-    """A run with one calibration record: `batch(paths)` scores images, `overlay(row)` draws one's map."""
+class TorchEngine:
+    """The kit's own scoring step: decoded batch -> backbone -> standardise -> inversion -> calibrated decision."""
+    name = "torch"
 
-    def __init__(self, run, steps=None, grid=None, score=None, fpr=None, record=None):
+    def __init__(self, run, steps, grid, record):
+        self.run, self.steps, self.grid, self.record = run, steps, grid, record
+
+    @torch.no_grad()
+    def __call__(self, images, kept) -> tuple:
+        """(scores float64 (B,), anomalous bool (B,), norm maps B x h x w) of a decoded batch."""
+        z = self.run.extractor(images.to(self.run.device)).float().cpu()
+        bad = ~torch.isfinite(z).flatten(1).all(1)
+        if bad.any():
+            raise AdlibError(f"NaN/inf features for {kept[int(bad.nonzero()[0])].path}: the image file is "
+                             f"probably corrupt; remove it")
+        raw = self.run.scores(standardize(z, self.run.stats), self.steps, self.grid)
+        values, flags = calibration.decide(self.record, raw)
+        return values, flags, raw["map"]
+
+
+class OnnxEngine:
+    """The exported graph under onnxruntime (adlib.export.OnnxScorer), checked against the run and settings
+    (check_graph): the same decoded batch in, the same scores, maps and decisions out as TorchEngine."""
+    name = "onnx"
+
+    def __init__(self, scorer, record):
+        self.scorer, self.record, self.path = scorer, record, scorer.path
+
+    def __call__(self, images, kept) -> tuple:
+        out = self.scorer(images)
+        values, amap = out["score"], out["map"]
+        bad = ~(np.isfinite(values) & np.isfinite(amap).reshape(len(amap), -1).all(1))
+        if bad.any():
+            raise AdlibError(f"NaN/inf scores for {kept[int(bad.nonzero()[0][0])].path}: the image file is "
+                             f"probably corrupt; remove it")
+        return values, values > self.record["threshold"], amap
+
+
+class Predictor:
+    """A run with one calibration record: `batch(paths)` scores images, `overlay(row)` draws one's map.
+
+    engine: what scores a decoded batch (TorchEngine, the default, or OnnxEngine); settable after creation."""
+
+    def __init__(self, run, steps=None, grid=None, score=None, fpr=None, record=None, engine=None):
         from .diffusion import make_grid
         self.run = run
         self.steps = run.cfg.steps if steps is None else steps
@@ -136,6 +193,7 @@ class Predictor:
             raise AdlibError(f"--fpr {fpr} must be between 0 and 1, e.g. 0.05")
         self.record = record or run.calibration(self.steps, self.grid, score, fpr)
         self.score = self.record["score"]
+        self.engine = engine or TorchEngine(run, self.steps, self.grid, self.record)
 
     @torch.no_grad()
     def batch(self, paths, skip_bad: bool = False) -> list:
@@ -145,14 +203,8 @@ class Predictor:
         images, kept = decode(samples, self.run.cfg.image_size, skip_bad, self.run.bit_depth)
         rows = {p: {"path": p, "error": "cannot decode"} for p in paths}
         if kept:
-            z = self.run.extractor(images.to(self.run.device)).float().cpu()
-            bad = ~torch.isfinite(z).flatten(1).all(1)
-            if bad.any():
-                raise AdlibError(f"NaN/inf features for {kept[int(bad.nonzero()[0])].path}: the image file is "
-                                 f"probably corrupt; remove it")
-            raw = self.run.scores(standardize(z, self.run.stats), self.steps, self.grid)
-            values, flags = calibration.decide(self.record, raw)
-            for s, v, f, amap in zip(kept, values, flags, raw["map"]):
+            values, flags, maps = self.engine(images, kept)
+            for s, v, f, amap in zip(kept, values, flags, maps):
                 w, h = _upright_size(s.path)
                 i, j = divmod(int(amap.argmax()), amap.shape[1])  # the cell's centre, in original pixels
                 rows[s.path] = {"path": s.path, "score": float(v), "anomalous": bool(f), "amap": amap,
@@ -164,7 +216,7 @@ class Predictor:
         the calibration's NLL range) or below, 1 at HOT times it, log-scaled in between."""
         h, w = amap.shape
         n = self.record["normalizer"]
-        nll = (n["nll_min"] + n["nll_max"]) / 2 - 0.5 * self.run.extractor.channels * h * w * math.log(2 * math.pi)
+        nll = (n["nll_min"] + n["nll_max"]) / 2 - 0.5 * _channels(self.run) * h * w * math.log(2 * math.pi)
         typical = math.sqrt(max(2 * nll / (h * w), 1e-12))  # NLL = 1/2 sum A^2 + const
         return np.clip(np.log(np.maximum(np.asarray(amap, dtype=np.float64), 1e-12) / typical) / math.log(HOT), 0, 1)
 
@@ -189,21 +241,33 @@ class Predictor:
 # ---------------------------------------------------------------- the stream
 
 def predict(run, inputs, out, steps=None, grid=None, score=None, fpr=None, batch_size: int = 32,
-            skip_bad: bool = False, maps: bool = True, weights: str = None, progress: bool = True) -> dict:
-    """Score every image in `inputs` into `out` (see the module docstring); returns the summary in predict.json.
+            skip_bad: bool = False, maps: bool = True, weights: str = None, progress: bool = True,
+            engine: str = "auto", onnx=None) -> dict:
+    """Score every image in `inputs` into `out` (see the module docstring); returns the summary in predict.json,
+    plus `hint` (a line for the user, or None).
 
+    engine: auto (default), torch or onnx; onnx: an exported graph to score with (engine onnx).
     Everything is checked before `out` is created; a rerun continues an interrupted one."""
     out = Path(out)
     if not (isinstance(batch_size, int) and batch_size > 0):
         raise AdlibError(f"--batch-size {batch_size} must be a positive whole number")
+    if engine not in ENGINES:
+        raise AdlibError(f"--engine {engine}: use one of {', '.join(ENGINES)}")
+    if onnx is not None and engine == "torch":
+        raise AdlibError(f"--onnx {onnx} scores with onnxruntime, --engine torch with torch: give one of them")
     images = find_images(inputs, skip=out)
     pred = Predictor(run, steps, grid, score, fpr)
     weights = weights or _weights_name(run)
     rec = pred.record
-    state = {"run": str(run.path.resolve()), "fingerprint": fingerprint(run, weights), "weights": weights,
+    fp = fingerprint(run, weights)
+    asked = {"steps": steps, "grid": grid, "score": score, "fpr": fpr, "weights": weights}
+    pred.engine, reason, hint = choose_engine(pred, weights, fp, engine, onnx, asked, _saved(out))
+    state = {"run": str(run.path.resolve()), "fingerprint": fp, "weights": weights,
              "steps": pred.steps, "grid": pred.grid, "score": pred.score, "fpr": rec["fpr"],
              "threshold": rec["threshold"], "maps": bool(maps), "calibration": rec,
-             "inputs": [os.path.abspath(os.path.expanduser(str(i))) for i in inputs]}
+             "inputs": [os.path.abspath(os.path.expanduser(str(i))) for i in inputs],
+             "engine": pred.engine.name, "engine_reason": reason,
+             "onnx": str(Path(pred.engine.path).resolve()) if pred.engine.name == "onnx" else None}
     check_out(out, state)
     done = _done(out / CSV)
     todo = [(p, n) for p, n in images if p not in done]
@@ -233,7 +297,128 @@ def predict(run, inputs, out, steps=None, grid=None, score=None, fpr=None, batch
     out.mkdir(parents=True, exist_ok=True)
     write_json({**state, **summary}, out / STATE)
     write_report(out)
-    return {**state, **summary}
+    return {**state, **summary, "hint": hint}
+
+
+# ---------------------------------------------------------------- the engine
+
+def choose_engine(pred, weights: str, fp: str, engine: str, onnx, asked: dict, saved: dict) -> tuple:
+    """(engine object, why it was chosen, a hint for the user or None) for predict's --engine and --onnx.
+
+    asked: the options as given (None: the run's default), for the `adlib export` command in messages;
+    saved: DIR/predict.json of the predictions being continued ({} if none)."""
+    from .export import default_path
+    run = pred.run
+    if onnx is not None:
+        return OnnxEngine(check_graph(_scorer(onnx), pred, weights, fp, asked), pred.record), "--onnx", None
+    path = default_path(run.path, weights, pred.record)
+    if engine == "onnx":
+        if not path.is_file():
+            raise AdlibError(f"--engine onnx: {path} does not exist: make it with `{export_command(run, asked)}` "
+                             f"or give a graph with --onnx FILE")
+        return OnnxEngine(check_graph(_scorer(path), pred, weights, fp, asked), pred.record), "--engine onnx", None
+    torch_engine = TorchEngine(run, pred.steps, pred.grid, pred.record)
+    if engine == "torch":
+        return torch_engine, "--engine torch", None
+    if saved and saved.get("engine", LEGACY["engine"]) == "torch":
+        return torch_engine, "auto: continues predictions made with torch", None
+    if not _importable("onnxruntime"):
+        return torch_engine, "auto: onnxruntime is not installed", None
+    if str(run.device) != "cpu":
+        return torch_engine, f"auto: the run scores on {run.device} (onnxruntime runs on the CPU)", None
+    if saved.get("engine") == "onnx" and saved.get("onnx") and Path(saved["onnx"]).resolve() != path.resolve():
+        path = Path(saved["onnx"])  # continue with the graph DIR was started with
+    if not path.is_file():
+        return torch_engine, f"auto: no exported graph for these settings at {path}", \
+            f"`{export_command(run, asked)}` once makes predict ~3x faster (onnxruntime; then --engine auto uses it)"
+    try:
+        scorer = check_graph(_scorer(path), pred, weights, fp, asked)
+    except AdlibError as e:
+        from .errors import warn
+        warn(f"not using the exported graph: {e}; scoring with torch")
+        return torch_engine, f"auto: {path} does not match", None
+    return OnnxEngine(scorer, pred.record), "auto: the run's exported graph for these settings", None
+
+
+def _scorer(path):
+    """An OnnxScorer on `path` with torch's thread count (so --threads sets both engines)."""
+    from .export import OnnxScorer
+    return OnnxScorer(path, threads=torch.get_num_threads())
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def export_command(run, asked: dict) -> str:
+    """The `adlib export` command that writes the graph for these settings where --engine auto looks for it."""
+    opts = "".join(f" --{k} {v}" for k, v in asked.items() if v is not None and not (k == "weights" and v == "ema"))
+    return f"adlib export {run.path}{opts}"
+
+
+def check_graph(scorer, pred, weights: str, fp: str, asked: dict):
+    """`scorer` (an OnnxScorer) when its graph's metadata matches the run and the settings, else one line saying
+    which does not and how to fix it."""
+    from .export import default_path
+    from .run import decode_depth
+    meta, path, run, rec = scorer.meta, scorer.path, pred.run, pred.record
+    where = "" if Path(path).resolve() == default_path(run.path, weights, rec).resolve() else f" --out {path}"
+    again = f"re-export it (`{export_command(run, asked)}{where} --overwrite`) or score with --engine torch"
+
+    def setting(key, want):
+        got = meta.get(key)
+        if got is None or not (float(got) == float(want) if key == "fpr" else got == str(want)):
+            raise AdlibError(f"{path} scores with --{key} {got}, this prediction with --{key} {want}"
+                             + ("" if asked.get(key) is not None else " (the run's default)")
+                             + f": pass --{key} {got}, or export a graph for these settings (`"
+                             + f"{export_command(run, asked)}`), or score with --engine torch")
+
+    setting("weights", weights)  # before the fingerprint, which is of the weights too
+    if meta.get("run_fingerprint", fp) != fp:
+        raise AdlibError(f"{path} was exported from another run, or from {run.path} before its weights, calibration "
+                         f"or settings changed: {again}")
+    depth = decode_depth(run.cfg.bit_depth)
+    for key, want in [("image_size", run.cfg.image_size), ("bit_depth", "none" if depth is None else depth),
+                      ("backbone", run.cfg.backbone), ("standardize", run.cfg.standardize), ("model", run.cfg.model)]:
+        if meta.get(key) != str(want):
+            raise AdlibError(f"{path} was exported from another run ({key} {meta.get(key)}, {run.path} has {want}): "
+                             f"{again}")
+    for key, want in [("steps", pred.steps), ("grid", pred.grid), ("score", pred.score), ("fpr", rec["fpr"])]:
+        setting(key, want)
+    if not (_close(float(meta["threshold"]), rec["threshold"])
+            and _close(json.loads(meta.get("normalizer", "null")), rec["normalizer"])):
+        raise AdlibError(f"{path} holds threshold {float(meta['threshold']):.6g} but the run's calibration for these "
+                         f"settings has {rec['threshold']:.6g} (it changed since the export): {again}")
+    return scorer
+
+
+def _close(a, b) -> bool:
+    """Numbers, lists and dicts of them equal up to float rounding (a calibration fitted again, other threads)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if a is None or b is None:
+        return a is b
+    try:
+        return np.allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), rtol=1e-5, atol=1e-8)
+    except (TypeError, ValueError):
+        return a == b
+
+
+def _saved(out: Path) -> dict:
+    """DIR/predict.json, or {} (none yet, or damaged: check_out says so)."""
+    try:
+        return json.loads((out / STATE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _channels(run) -> int:
+    """The backbone's feature channels C, from the standardisation statistics (the onnx engine builds no backbone)."""
+    return int(run.stats["chol"].shape[-1]) if "chol" in run.stats else int(run.stats["mean"].shape[1])
 
 
 def _unreadable(paths) -> list:
