@@ -50,11 +50,12 @@ def test_timer_measures_a_known_sleep():
 
 
 def test_known_workload_gives_known_times():
-    """3 eps-evaluations of 20 ms per batch: ~60 ms per batch of 4, ~15 ms per image, ~67 images/s."""
-    x = _measure(SleepingEps(0.02), batch_size=4, steps=3, warmup=1, batches=3)
-    assert 60 <= x["ms_per_batch"] < 90
-    assert 15 <= x["ms_per_image"] < 22.5
-    assert 44 < x["images_per_second"] <= 67
+    """3 eps-evaluations of 50 ms per batch: ~150 ms per batch of 4, ~37.5 ms per image, ~27 images/s.
+    (50 ms, not less: on a loaded 2-core machine a batch's fixed overhead reached ~30 ms; 4 evaluations fail.)"""
+    x = _measure(SleepingEps(0.05), batch_size=4, steps=3, warmup=1, batches=3)
+    assert 150 <= x["ms_per_batch"] < 200
+    assert 37.5 <= x["ms_per_image"] < 50
+    assert 20 < x["images_per_second"] <= 26.7
     assert x["backbone_images_per_second"] > 10 * x["images_per_second"]  # the fake backbone costs ~nothing
 
 
