@@ -26,3 +26,14 @@ def tiny_run(mini, tmp_path_factory):
     cfg = RunConfig(data=str(mini), image_size=128, iters=30, batch_size=8, checkpoint_every=10, model="mlp",
                     model_kwargs=dict(hidden=64, depth=2))
     return train_run(cfg, tmp_path_factory.mktemp("runs") / "tiny", progress=False)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a test module, restored afterwards: on a busy 2-core machine torch's 2-thread
+    pool makes each small op wait (an AdamW step of the tiny mlp took ~1 s instead of ~10 ms)."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

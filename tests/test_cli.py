@@ -44,14 +44,7 @@ def _train(data, out, *extra):
     return ["train", "--data", str(data), "--out", str(out), *TINY, *extra]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # On a busy 2-core machine torch's 2-thread pool makes each small op wait (an AdamW step of the
-    # tiny mlp took ~1 s instead of ~10 ms); one thread keeps this file fast. Restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: torch on one thread
 
 
 @pytest.fixture(autouse=True)

@@ -24,12 +24,7 @@ from adlib.scoring import SCORES
 BATCH = ["--batch-size", "8"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: torch on one thread
 
 
 def _fails(capsys, argv, *needles) -> str:

@@ -13,7 +13,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from test_predict import _files, _fails, _rows
 
@@ -25,12 +24,7 @@ pytest.importorskip("onnxruntime")
 NLL = ["--score", "nll"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: torch on one thread
 
 
 @pytest.fixture(scope="module")
