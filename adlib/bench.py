@@ -26,6 +26,7 @@ from .data import load_masks
 from .metrics import METRIC_NAMES, all_metrics, pixel_metrics
 from .scorers import invad_scorer, map_scorer, reconstruction_scorer  # bench.invad_scorer: notebooks use it
 from .select import rank_settings
+from .speed_table import time_heads
 from .standardize import standardize
 from .timing import interleaved, rate_summary, timed
 
@@ -45,25 +46,14 @@ def timed_scorer(scorer, z, batch_size=32, repeats=3, device=None):
     return runs[0][0], float(np.median([seconds for _, seconds in runs]))
 
 
-def _pipeline(run, images, scorer, batch_size):
-    """A zero-argument pass over `images`: backbone, standardise, then the scorer (None: backbone alone)."""
-    def go():
-        for i in range(0, len(images), batch_size):
-            z = run.extractor(images[i:i + batch_size])
-            if scorer is not None:
-                scorer(standardize(z, run.stats))
-    return go
-
-
 def end_to_end_ips(run, images, scorer, batch_size, rounds=1) -> tuple:
-    """(images/s of backbone + standardise + scorer, images/s of the backbone alone), from decoded images.
-
-    The two are timed interleaved (back to back when rounds=1) on the same images, after one untimed
-    warm-up batch, so that their ratio holds on a shared, noisy machine; medians over rounds."""
-    _pipeline(run, images[:batch_size], scorer, batch_size)()
-    s = interleaved({"full": _pipeline(run, images, scorer, batch_size),
-                     "alone": _pipeline(run, images, None, batch_size)}, rounds, run.device)
-    return len(images) / float(np.median(s["full"])), len(images) / float(np.median(s["alone"]))
+    """(images/s of backbone + standardise + scorer, images/s of the backbone alone), from decoded images,
+    by adlib.speed_table's procedure (one warm-up round; per round the backbone, then the scorer on those
+    features; end to end = backbone + head, so it is never faster than the backbone); medians over rounds."""
+    seconds = time_heads(run.extractor, {"full": lambda z: scorer(standardize(z, run.stats))}, images, batch_size,
+                         rounds, warmup=1, device=run.device)
+    b = np.asarray(seconds["backbone"], dtype=float)
+    return len(images) / float(np.median(b + np.asarray(seconds["full"]))), len(images) / float(np.median(b))
 
 
 def _speed(prefix, seconds, n) -> dict:
@@ -104,10 +94,11 @@ def measure(methods, run, z_test, labels, masks, images, batch_size=32, progress
        features (default: one batch) with every method. Short calls and many rounds let every method meet
        the same load; by default max(rounds, len(z_test) / score_images) rounds, so all of them together
        cost about one pass over the test set per method.
-    3. image -> score end to end on `images` (None: skipped): one untimed batch through the backbone and
-       every scorer, then `rounds` interleaved rounds of every method plus the backbone alone.
+    3. image -> score end to end on `images` (None: skipped), by adlib.speed_table's procedure: each round
+       runs the backbone once per batch, then every method's head on those same features; a method's
+       end-to-end time per round is backbone + head, so it can never come out faster than its backbone.
     Rows: the medians over rounds and, for each rate, `_min`, `_max`, `_iqr` and `_spread` (iqr / median)
-    over its rounds; `backbone_ratio` = median end-to-end images/s / median backbone-alone images/s."""
+    over its rounds; `backbone_ratio` = median backbone time / median end-to-end time (<= 1)."""
     device = run.device
     outs = [scorer(z_test) for _, scorer, _ in tqdm(methods, desc="methods", disable=not progress)]
     n = min(len(z_test), score_images or batch_size)
@@ -118,20 +109,19 @@ def measure(methods, run, z_test, labels, masks, images, batch_size=32, progress
                           score_rounds, device, on_round=lambda r: bar.update())
     backbone, e2e = None, {}
     if e2e_rounds:
-        feats = standardize(run.extractor(images[:batch_size]), run.stats)  # the backbone's warm-up
-        for _, scorer, _ in methods:
-            scorer(feats)  # and each scorer's at this batch size
-        tasks = {"backbone": _pipeline(run, images, None, batch_size)}
-        tasks.update({i: _pipeline(run, images, scorer, batch_size) for i, (_, scorer, _) in enumerate(methods)})
-        e2e = interleaved(tasks, rounds, device, on_round=lambda r: bar.update())
-        backbone = _speed("backbone_images_per_second", e2e["backbone"], len(images))
+        heads = {i: (lambda z, s=scorer: s(standardize(z, run.stats))) for i, (_, scorer, _) in enumerate(methods)}
+        seconds = time_heads(run.extractor, heads, images, batch_size, rounds, warmup=1, device=device,
+                             on_round=lambda r: bar.update())
+        b = np.asarray(seconds["backbone"], dtype=float)
+        e2e = {i: b + np.asarray(seconds[i], dtype=float) for i in heads}
+        backbone = _speed("backbone_images_per_second", b, len(images))
     bar.close()
     rows = []
     for i, ((name, _, extra), out) in enumerate(zip(methods, outs)):
         speed = _speed("score_images_per_second", score_s[i], n)
         if backbone is not None:
             speed.update(_speed("images_per_second", e2e[i], len(images)), **backbone)
-            speed["backbone_ratio"] = speed["images_per_second"] / speed["backbone_images_per_second"]
+            speed["backbone_ratio"] = float(np.median(b) / np.median(e2e[i]))
         speed.update(batch_size=batch_size, device=run.device, timing_rounds=rounds, score_timing_rounds=score_rounds,
                      score_timing_images=n, end_to_end_timing_images=0 if images is None else len(images))
         rows += [{**r, **speed} for r in method_rows(name, out, labels, masks, run.cfg.image_size, extra)]
@@ -152,12 +142,15 @@ def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3
     z_norm = z_val[calibration.parts(len(z_val), run.cfg.split_seed)[0]]  # the min-max part, as evaluate's
     methods = [(f"invad S={s}", invad_scorer(run.model, s, grid, z_norm), dict(steps=s, grid=grid, nfe=s))
                for s in steps_list]
-    methods.append((f"invad {control_name} S=3", invad_scorer(control, 3, grid, z_norm), dict(steps=3, grid=grid, nfe=3)))
+    if control is not run.model:  # a closed-form model is its own control: a second row would repeat the first
+        methods.append((f"invad {control_name} S=3", invad_scorer(control, 3, grid, z_norm),
+                        dict(steps=3, grid=grid, nfe=3)))
     methods += baseline_methods(run.model, z_train, recon, seed=run.cfg.seed)
     rows, backbone = measure(methods, run, z_test, labels, masks, images, batch_size, progress, rounds)
     report = {"data": data.spec, "run": str(run.path), "n_train": len(z_train), "n_val": len(z_val),
               "n_test": len(test), "n_anomalous": int(labels.sum()), "seed": run.cfg.seed,
               "backbone": run.cfg.backbone, "model": run.cfg.model, "methods": rows,
+              "control": control_name if control is not run.model else None,
               "backbone_images_per_second": backbone}
     for row in rows:  # the setting `adlib evaluate` scores with: the recipe's default is judged as shipped
         row["default"] = row["name"] == f"invad S={run.cfg.steps}" and row.get("score") == run.cfg.score
@@ -175,14 +168,15 @@ def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3
 def control_model(model, seed: int = 0) -> tuple:
     """(name, model) of a trained model's control: its fitted Gaussian base alone for Gaussian + residual
     models (`zero-residual`: what training added is the difference), else the network as initialised with
-    `seed` (`untrained`: eps = 0 for the adaLN-Zero families, so the score is a plain norm of the features)."""
+    `seed` (`untrained`: eps = 0 for the adaLN-Zero families, so the score is a plain norm of the features).
+    `gaussian` alone has nothing trained: it is its own control (`closed-form`), and `compare` adds no row."""
     device = next(iter([*model.parameters(), *model.buffers()]), torch.zeros(0)).device
     if getattr(model, "base", None) is not None:
         return "zero-residual", model.base
     torch.manual_seed(seed)
     fresh = type(model).from_config(model.config).eval().to(device)
     if hasattr(fresh, "fit_base"):  # `gaussian` alone has nothing to train: it is its own control
-        return "untrained", model
+        return "closed-form", model
     return "untrained", fresh
 
 

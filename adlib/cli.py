@@ -35,10 +35,11 @@ TRAIN_OPTIONS = {
     "backbone": (["lite0", "b4"], "lite0 works offline; b4 is the paper's (its weights are a download)"),
     "image_size": (int, "input size in pixels"),
     "standardize": (["none", "channel", "position", "whiten"], "feature standardisation"),
-    "model": (str, "a preset: " + MODEL_PRESETS),
+    "model": (str, "a preset: " + MODEL_PRESETS + "; `gaussian` is fitted in seconds, `gaussian+conv` trains a "
+                   "residual over it"),
     "model_kwargs": (lambda text: _json_object(text, "--model-kwargs"),
                      'JSON settings over the preset\'s, e.g. \'{"residual_kwargs": {"depth": 3}}\''),
-    "iters": (int, "training iterations"),
+    "iters": (int, "training iterations (a model with nothing to train, `gaussian`, is fitted instead)"),
     "epochs": (float, "passes over the training images; sets the iterations from the data size"),
     "batch_size": (int, "effective batch, split across processes under accelerate launch"),
     "lr": (float, "peak learning rate"),

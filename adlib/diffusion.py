@@ -81,7 +81,10 @@ def sample(model, x: torch.Tensor, points: list, clean: bool = False) -> torch.T
     """DDIM sampling from x at t_S back to t_0, eps evaluated at each step's noisier end.
 
     clean=True makes the last step land on abar = 1 (the denoised x0_hat, as guided-diffusion does)
-    instead of on abar_{t_0}; clean=False is the exact inverse of `invert` on the same points.
+    instead of on abar_{t_0}. clean=False retraces `invert`'s points but is *not* its exact inverse:
+    `invert` evaluates eps at each step's less noisy end, `sample` at its noisier end, so a round trip
+    sample(invert(z)) misses z by an error that shrinks as S grows (zero only where eps is constant along
+    the step, e.g. eps = 0). Notebook 03 measures that error against S.
     """
     if ABAR[points[-1]] == 0:
         raise ValueError("cannot sample from abar = 0 (t = T): the latent there is eps alone; end the grid at t < T")

@@ -21,7 +21,8 @@ from adlib.notebooks.profiles import list_notebooks, select
 from adlib.notebooks.runner import _first_line
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOT_AT = {"04_sweep_steps": "3. The paper's ablation"}  # default: the first explorer or plot
+# default: the first explorer or plot
+SCREENSHOT_AT = {"04_sweep_steps": "3. The paper's ablation", "06_inspect_your_images": "3. Explorer"}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -43,6 +44,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _copy_expanded(src, dst):
+    """Copy a notebook with its collapsed code cells (the answers) expanded: a collapsed cell shows no
+    execution count, so the browser could not see that it ran."""
+    nb = json.loads(Path(src).read_text())
+    for cell in nb["cells"]:
+        cell.get("metadata", {}).get("jupyter", {}).pop("source_hidden", None)
+    Path(dst).write_text(json.dumps(nb, indent=1))
+
+
 class JupyterLab:
     """`jupyter lab` on 127.0.0.1 (free port, known token) over a temp copy of the notebooks."""
 
@@ -51,7 +61,7 @@ class JupyterLab:
         self.root = Path(root) if root else self.tmp / "root"
         self.root.mkdir(parents=True, exist_ok=True)
         for nb in notebooks:
-            shutil.copy(nb, self.root / Path(nb).name)
+            _copy_expanded(nb, self.root / Path(nb).name)
         self.port, self.token, self.timeout = _free_port(), hashlib.sha1(os.urandom(16)).hexdigest()[:24], timeout
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
@@ -91,6 +101,16 @@ class JupyterLab:
         self.__exit__(None, None, None)
         raise AdlibError(f"jupyter lab did not answer within {self.timeout:.0f} s: {self.log_tail()}")
 
+    def shutdown_kernels(self):
+        """Stop every kernel the server runs (between notebooks of one browser test)."""
+        import urllib.request
+        with urllib.request.urlopen(f"{self.url}/api/kernels?token={self.token}", timeout=10) as r:
+            kernels = json.load(r)
+        for k in kernels:
+            req = urllib.request.Request(f"{self.url}/api/kernels/{k['id']}?token={self.token}", method="DELETE")
+            urllib.request.urlopen(req, timeout=30).close()
+        return len(kernels)
+
     def log_tail(self, n: int = 2000) -> str:
         try:
             return (self.tmp / "lab.log").read_text()[-n:]
@@ -116,6 +136,14 @@ _PROMPTS_JS = f"() => [...document.querySelectorAll('{_PANEL} .jp-CodeCell .jp-I
 _ERRORS_JS = f"""() => [...document.querySelectorAll('{_PANEL} .jp-OutputArea-output')]
     .map(e => e.innerText || '').filter(t => t.includes('Traceback') || /^\\S*Error\\b/m.test(t) && t.includes('----'))
     .map(t => t.slice(0, 400))"""
+# every plotly output (jupyterlab-plotly's renderer) drew its figure; no widget output failed ("Error
+# displaying widget", a missing model). A tqdm bar closed with leave=False is removed: no failure.
+_RENDERED_JS = f"""() => {{
+  const plots = [...document.querySelectorAll('{_PANEL} .jp-RenderedPlotly')];
+  return {{plotly_outputs: plots.length, plotly_drawn: plots.filter(e => e.querySelector('.main-svg')).length,
+          widget_failures: [...document.querySelectorAll('{_PANEL} .jp-OutputArea-output')].map(e => e.innerText || '')
+            .filter(t => t.includes('Error displaying widget')).map(t => t.slice(0, 200))}};
+}}"""
 _SCROLL_JS = f"""() => {{
   const cells = [...document.querySelectorAll('{_PANEL} .jp-Cell')];
   let i = cells.findIndex(c => c.querySelector('.widget-slider, .widget-dropdown') && c.querySelector('.js-plotly-plot'));
@@ -172,18 +200,58 @@ def run_in_browser(lab: JupyterLab, notebook: str, screenshot=None, timeout: flo
             page.wait_for_timeout(2000)  # let plotly finish drawing
             result = {"prompts": prompts, "plotly": page.locator(f"{_PANEL} .js-plotly-plot").count(),
                       "widgets": page.locator(f"{_PANEL} .widget-slider, {_PANEL} .widget-dropdown").count(),
-                      "errors": page.evaluate(_ERRORS_JS), "console": console, "screenshot": None}
+                      "errors": page.evaluate(_ERRORS_JS), "console": console, "screenshot": None,
+                      **page.evaluate(_RENDERED_JS)}
             if interact is not None:
                 result["interaction"] = interact(page)
             if screenshot:
-                if scroll_to:
-                    page.locator(f"{_PANEL} .jp-Cell", has_text=scroll_to).first.evaluate(
-                        "e => e.scrollIntoView({block: 'start'})")
-                else:
+                target = page.locator(f"{_PANEL} .jp-Cell", has_text=scroll_to) if scroll_to else None
+                if target is not None and target.count():
+                    target.first.evaluate("e => e.scrollIntoView({block: 'start'})")
+                else:  # no such heading (any more): the first explorer or plot
                     page.evaluate(_SCROLL_JS)
                 page.wait_for_timeout(1000)
                 Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(screenshot))
+                result["screenshot"] = str(screenshot)
+            return result
+        finally:
+            browser.close()
+
+
+def open_html(path, screenshot=None, viewport=(1400, 1000), settle_ms: int = 1500) -> dict:
+    """Open an exported notebook HTML from file:// in headless Chromium with every other request blocked
+    (the offline check of adlib/notebooks/html_export.py). Returns {blocked (URLs that tried to leave the
+    file), console (console errors and page errors), widgets (rendered widget views), sliders, progress
+    (rendered progress bars), plotly (drawn figures), math (typeset formulas), raw_math (markdown `$`
+    left as text), text (the page's visible text), screenshot}."""
+    from playwright.sync_api import sync_playwright
+    console, blocked = [], []
+
+    def route(r):
+        if r.request.url.startswith(("file:", "data:", "blob:")):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.on("console", lambda m: console.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+            page.route("**/*", route)
+            page.goto(Path(path).resolve().as_uri(), wait_until="load")
+            page.wait_for_timeout(settle_ms)  # the HTML manager renders after `load`; MathJax typesets
+            count = lambda sel: page.locator(sel).count()  # noqa: E731
+            result = {"blocked": blocked, "console": console, "widgets": count(".widget-subarea > *"),
+                      "sliders": count(".widget-slider"), "progress": count(".widget-hprogress, .widget-vprogress"),
+                      "plotly": count(".js-plotly-plot .main-svg"), "math": count("mjx-container"),
+                      "raw_math": page.evaluate("""() => [...document.querySelectorAll('.jp-MarkdownOutput')]
+                          .filter(e => /\\$[^$\\s][^$]*\\$/.test(e.innerText)).length"""),
+                      "text": page.inner_text("body"), "screenshot": None}
+            if screenshot:
+                page.screenshot(path=str(screenshot), full_page=False)
                 result["screenshot"] = str(screenshot)
             return result
         finally:
@@ -210,6 +278,7 @@ def screenshots(out="docs", only=None, timeout: float = 900, log=print) -> list:
                 lines = [x.strip() for x in e.splitlines() if "Error" in x or "error" in x] or [_first_line(e)]
                 log("   " + lines[0][:200])
             done.append(r)
+            lab.shutdown_kernels()
     return done
 
 

@@ -9,4 +9,5 @@ quiet() { "$@" 2>&1 | { grep -v "is ignored" || true; }; return "${PIPESTATUS[0]
 quiet .venv/bin/python -m pip install -q --upgrade pip
 quiet .venv/bin/python -m pip install -q "torch==2.13.0"
 quiet .venv/bin/python -m pip install -q -e ".[test,notebooks,onnx]"
+bash scripts/widget_js.sh  # widget + MathJax JS for offline HTML exports, pinned, into .venv/share
 .venv/bin/python -c "import adlib, torch; print(f'adlib {adlib.__version__} ready (torch {torch.__version__})')"

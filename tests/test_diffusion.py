@@ -86,6 +86,26 @@ def test_round_trip_float32_paper_grid():
     assert (sample(m, invert(m, z, points), points) - z).abs().max() < 1e-3  # abar_999 ~ 4e-5 amplifies rounding
 
 
+class LinearEps(torch.nn.Module):
+    """eps(x, t) = 0.5 x: depends on x, so a DDIM step that reuses one end's eps is not undone by the other's."""
+
+    def forward(self, x, t):
+        return 0.5 * x
+
+
+def test_round_trip_is_not_exact_when_eps_depends_on_x_and_improves_with_steps():
+    """`sample` evaluates eps at each step's noisier end, `invert` at its less noisy end: not exact inverses."""
+    z = torch.randn(4, 8, 2, 2, dtype=torch.float64)
+    errors = []
+    for steps in (2, 5, 20, 100):
+        points = make_grid(steps, "paper")
+        back = sample(LinearEps(), invert(LinearEps(), z, points), points)
+        errors.append(((back - z).norm() / z.norm()).item())
+    assert errors[0] > 1e-3, errors                      # visibly inexact at few steps
+    assert all(b < a for a, b in zip(errors, errors[1:])), errors  # and it shrinks as S grows
+    assert errors[-1] < errors[0] / 10, errors
+
+
 def test_sampling_from_abar_zero_is_refused():
     with pytest.raises(ValueError, match="abar = 0"):
         sample(ConstEps(torch.zeros(1)), torch.zeros(1, 1, 1, 1), make_grid(3, "reference"))

@@ -63,4 +63,5 @@ def test_effective_batch_must_split_evenly(monkeypatch, tmp_path):
     import accelerate
     monkeypatch.setattr(accelerate.Accelerator, "num_processes", property(lambda self: 3))
     with pytest.raises(AdlibError, match="multiple of 3"):
-        fit(RunConfig(iters=2, batch_size=8, device="cpu"), torch.zeros(4, 8, 2, 2), tmp_path, progress=False)
+        fit(RunConfig(model="mlp", iters=2, batch_size=8, device="cpu"), torch.zeros(4, 8, 2, 2), tmp_path,
+            progress=False)

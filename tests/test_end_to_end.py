@@ -42,7 +42,10 @@ def test_cli_train_evaluate_compare(mini, tmp_path, capsys):
     c = json.loads((tmp_path / "c.json").read_text())
     assert {"data", "n_train", "n_test", "n_anomalous", "seed", "backbone_images_per_second"} <= set(c)
     names = {m["name"] for m in c["methods"]}
-    assert {"invad S=1", "invad S=3", "invad zero-residual S=3", "padim", "knn"} <= names  # the default's control
+    assert {"invad S=1", "invad S=3", "padim", "knn"} <= names
+    # the default `gaussian` is closed-form: nothing trained, so no control row repeats its own numbers
+    assert c["model"] == "gaussian" and c["control"] is None and not any("control" in n or "untrained" in n
+                                                                           or "zero-residual" in n for n in names)
     assert any(n.startswith("reconstruction") for n in names)
     for m in c["methods"]:
         assert FIELDS <= set(m) and np.isfinite(m["image_auroc"])
@@ -110,5 +113,7 @@ def test_the_control_of_a_gaussian_plus_residual_model_is_its_fitted_base():
     assert name == "zero-residual" and torch.equal(control(x, t), model.base(x, t))
     assert not torch.allclose(model(x, t), control(x, t))
     assert torch.allclose(control.mean, z.mean(0), atol=1e-5)  # fitted, not a fresh N(0, I)
+    gaussian = build_model("gaussian", 6, 4).fit_base(z)
+    assert control_model(gaussian) == ("closed-form", gaussian)  # nothing trained: its own control
     name, control = control_model(build_model("mlp", 6, 4, hidden=8, depth=1), seed=0)
     assert name == "untrained" and control(x, t).abs().max() == 0  # adaLN-Zero: eps = 0 at initialisation

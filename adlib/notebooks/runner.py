@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import AdlibError
-from ..files import atomic_write_text, write_json
+from ..files import write_json
+from .html_export import _html_with_plotly, export_html, tidy_ipynb  # noqa: F401 (runner.export_html)
 from .profiles import declared_parameters, list_notebooks, load_profile, parameters_for, select
 from .workspace import OUT_ENV, notebooks_dir
 
@@ -21,30 +22,6 @@ from .workspace import OUT_ENV, notebooks_dir
 def _first_line(text) -> str:
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[0] if lines else ""
-
-
-def _html_with_plotly(nb):
-    """Give plotly outputs (application/vnd.plotly.v1+json only, the default renderer) a text/html twin so
-    the exported HTML shows them; plotly.js is inlined once, in the first figure."""
-    import plotly.io as pio
-    first = True
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            if "application/vnd.plotly.v1+json" in data and "text/html" not in data:
-                fig = data["application/vnd.plotly.v1+json"]
-                data["text/html"] = pio.to_html(fig, include_plotlyjs=True if first else False, full_html=False,
-                                                validate=False)
-                first = False
-    return nb
-
-
-def export_html(ipynb, html):
-    import nbformat
-    from nbconvert import HTMLExporter
-    nb = _html_with_plotly(nbformat.read(str(ipynb), as_version=4))
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    atomic_write_text(html, body)
 
 
 @contextmanager
@@ -123,7 +100,8 @@ def run_notebooks(profile: str = "smoke", data=None, out=None, only=None, run_di
         minutes = (time.time() - t0) / 60
         if ipynb.is_file():
             try:
-                export_html(ipynb, html)
+                tidy_ipynb(ipynb)  # progress bars as they ended, not their first "0%" line
+                export_html(ipynb, html, log=lambda m: log("  " + m))
             except Exception as e:  # the HTML is a convenience; the executed notebook is what counts
                 log(f"  (no HTML for {name}: {type(e).__name__}: {_first_line(e)})")
         numbers = json.loads(rec.read_text()) if rec.is_file() else {}

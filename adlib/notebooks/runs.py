@@ -92,6 +92,29 @@ def open_run(run_dir=None, data=None, weights: str = "ema"):
         if weights != "ema":
             run = Run(run.path, weights)
     spec = resolve_data(data) or run.cfg.data
-    if spec != run.cfg.data:
-        print(f"note: {run.path} was trained on {run.cfg.data}; scoring {spec} with it")
+    if not same_data(spec, run.cfg.data):
+        raise AdlibError(f"DATA {spec!r} is not the data RUN_DIR {run.path} was trained on ({run.cfg.data!r}): "
+                         f"its calibration and split belong to that data. Set DATA = None to use the run's own "
+                         f"data, or RUN_DIR = None to train a small run on {spec!r}")
     return run, load_spec(spec, run.cfg.split_seed)
+
+
+def _base(spec: str) -> tuple:
+    """(kind, what) of a SPEC without ELPV's protocol half: elpv:poly:dev -> (elpv, poly); a path resolved."""
+    kind, _, rest = str(spec).partition(":") if ":" in str(spec) else ("mvtec", "", str(spec))
+    if kind == "elpv":
+        return kind, rest.split(":")[0]
+    if kind in ("mvtec", "mvtec-root", "folder"):
+        return kind, ":".join(str(Path(p).expanduser().resolve()) for p in rest.split(":"))
+    return kind, rest
+
+
+def same_data(spec: str, trained_on: str) -> bool:
+    """Whether scoring `spec` with a run trained on `trained_on` is meaningful: the same dataset (ELPV's
+    :dev / :test halves of the run's type count as the same), or one category of the run's mvtec-root."""
+    if str(spec) == str(trained_on):
+        return True
+    (k1, a), (k2, b) = _base(spec), _base(trained_on)
+    if k2 == "mvtec-root" and k1 == "mvtec":
+        return Path(a).parent == Path(b)
+    return (k1, a) == (k2, b)

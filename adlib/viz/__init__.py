@@ -1,8 +1,10 @@
 """Plotly figures and ipywidgets explorers for the notebooks, one concern per module:
 
 - `theory`:    the N(0, I) prior in d dimensions (chi density, reverse scoring, local anomalies), notebook 01
+- `shell`:     the shell paradox on real latents: typicality |‖x‖ - √d| beside the NLL (`adlib.viz.shell`), notebook 01
 - `figures`:   figure builders (numbers in, `go.Figure` out) for training, latents and sweeps, notebooks 02-04
 - `paper`:     the paper's ablation beside the measured one, and sentences comparing the two, notebook 04
+- `sweep_lessons`: notebook 04's computed lessons (S = 1, plateau, 1 % FPR, who won) and its S explorer
 - `explorers`: ipywidgets controls wired to those builders; their callbacks are plain methods
 - `inspect`:   an explorer over the output of `adlib predict` (maps, a live threshold, uploads), notebook 06
 - `base`:      the colours, score labels and converters they share

@@ -132,10 +132,12 @@ def position_labels(labels, masks=None, grid: int = None):
     return out
 
 
-def pca_figure(latents, pos_labels, max_points: int = 3000, seed: int = 0, height: int = 420):
+def pca_figure(latents, pos_labels, max_points: int = 3000, seed: int = 0, height: int = 420, has_masks: bool = None):
     """2-D PCA of per-position latent vectors (B x C x h x w -> B*h*w points), coloured by position class.
 
-    The principal axes are fitted on all positions; the plot shows a seeded subsample of them."""
+    The principal axes are fitted on all positions; the plot shows a seeded subsample of them. has_masks:
+    whether class 1 means "outside the defect" (None: when some position is inside one, class 2); without
+    masks class 1 is simply an anomalous image's position."""
     x = torch.as_tensor(latents).double()
     pts = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
     cls = np.asarray(pos_labels).reshape(-1)
@@ -145,7 +147,9 @@ def pca_figure(latents, pos_labels, max_points: int = 3000, seed: int = 0, heigh
     explained = (s[:2] ** 2 / (s ** 2).sum()).numpy()
     keep = np.random.default_rng(seed).permutation(len(xy))[:max_points]
     fig = go.Figure()
-    for c, name, color in ((0, "normal image", NORMAL), (1, "anomalous image, outside defect", DEFECT),
+    has_masks = bool((cls == 2).any()) if has_masks is None else has_masks
+    for c, name, color in ((0, "normal image", NORMAL),
+                           (1, "anomalous image, outside defect" if has_masks else "anomalous image", DEFECT),
                            (2, "inside defect (mask)", ANOMALOUS)):
         k = keep[cls[keep] == c]
         if len(k):
