@@ -22,6 +22,7 @@ import notebook_browser as nbb  # noqa: E402
 from adlib.notebooks import SEQUENCE, notebooks_dir  # noqa: E402
 
 RATES = "normal validation images above it"  # 06's live rates line
+NO_PLOTLY = {"06_inspect_your_images"}  # its explorer shows score maps as images
 
 
 def _choose_another_image(page):
@@ -115,7 +116,8 @@ def test_every_cell_runs_without_error(result):
 @each
 def test_figures_and_widgets_render(result, request):
     name = request.node.callspec.params["result"]
-    assert result["plotly_outputs"] >= 1 and result["plotly_drawn"] == result["plotly_outputs"], result
+    assert result["plotly_drawn"] == result["plotly_outputs"], result
+    assert result["plotly_outputs"] >= (0 if name in NO_PLOTLY else 1), result
     assert result["widget_failures"] == []
     if _builds_an_explorer(name):
         assert result["widgets"] >= 1, result  # its sliders / dropdowns
