@@ -154,6 +154,15 @@ _SCROLL_JS = f"""() => {{
 }}"""
 
 
+def _open_page(p, viewport, console):
+    """(browser, page): headless Chromium with one page whose console errors and page errors go to `console`."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.on("console", lambda m: console.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    return browser, page
+
+
 def run_in_browser(lab: JupyterLab, notebook: str, screenshot=None, timeout: float = 600,
                    viewport=(1400, 1000), scroll_to: str = None, interact=None) -> dict:
     """Open `notebook` in JupyterLab in headless Chromium, run all cells, wait, and report what rendered.
@@ -165,11 +174,8 @@ def run_in_browser(lab: JupyterLab, notebook: str, screenshot=None, timeout: flo
     from playwright.sync_api import sync_playwright
     console = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser, page = _open_page(p, viewport, console)
         try:
-            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-            page.on("console", lambda m: console.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
             # ?reset: a fresh workspace, not the tabs a previous page left open
             page.goto(f"{lab.url}/lab/tree/{notebook}?reset&token={lab.token}", wait_until="domcontentloaded")
             page.wait_for_selector(f"{_PANEL} .jp-Cell", timeout=120_000)
@@ -235,11 +241,8 @@ def open_html(path, screenshot=None, viewport=(1400, 1000), settle_ms: int = 150
             blocked.append(r.request.url)
             r.abort()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser, page = _open_page(p, viewport, console)
         try:
-            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-            page.on("console", lambda m: console.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
             page.route("**/*", route)
             page.goto(Path(path).resolve().as_uri(), wait_until="load")
             page.wait_for_timeout(settle_ms)  # the HTML manager renders after `load`; MathJax typesets

@@ -59,3 +59,12 @@ def test_open_run_refuses_data_from_another_dataset(tmp_path, monkeypatch):
     monkeypatch.setattr(adlib.run, "Run", FakeRun)
     with pytest.raises(AdlibError, match=r"DATA 'elpv:mono' is not the data RUN_DIR .* was trained on"):
         nbk.open_run(tmp_path, "elpv:mono")
+
+
+def test_01_says_which_run_its_real_latents_come_from():
+    """01 runs before 02 in the main job, so without RUN_DIR it scores the small smoke run, not 02's: it must
+    say so (it used to train and use that run silently, and its AUROC differed from 03's)."""
+    path = next(p for p in NOTEBOOKS if p.stem.startswith("01_"))
+    cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    cell = next(c for c in cells if "nbk.open_run(RUN_DIR" in c)
+    assert "run.path" in cell and "if RUN_DIR is None:" in cell and "SMOKE run" in cell and "notebook 02" in cell
