@@ -12,7 +12,8 @@ from pathlib import Path
 
 @contextmanager
 def atomic_path(path, suffix=".tmp"):
-    """Yield a temporary path beside `path`; on success it is fsynced and renamed over `path`."""
+    """Yield a temporary path beside `path`; on success it is fsynced and renamed over `path`, with the
+    permissions a plain `open(path, "w")` would give (mkstemp's 0600 would hide reports from others)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
@@ -21,10 +22,18 @@ def atomic_path(path, suffix=".tmp"):
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path, text: str) -> Path:
@@ -42,6 +51,7 @@ def atomic_replace_dir(write, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.new."))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the folder from others
     old = path.with_name(f".{path.name}.old")
     try:
         write(tmp)

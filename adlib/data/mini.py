@@ -9,6 +9,7 @@ defects are drawn on an otherwise normal image, stay at least 8 px from the
 border and cover roughly 0.5-4% of it. Everything comes from
 ``numpy.random.default_rng(seed)``, so the same seed gives byte-identical files.
 """
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from adlib.errors import AdlibError
+from adlib.files import current_umask
 
 TEXTURES = ("weave", "grain", "tiles")
 DEFECTS = ("scratch", "spot", "hole")
@@ -118,6 +120,7 @@ def make_mini_mvtec(path, seed=0, size=128, n_train=40, n_test_good=12, n_test_p
         raise AdlibError(f"{path} exists and is not empty; pass overwrite=True / --overwrite or choose an empty folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # not mkdtemp's 0700: the dataset is for everyone who reads it
     try:
         rng = np.random.default_rng(seed)
         for split, n in (("train", n_train), ("test", n_test_good)):
