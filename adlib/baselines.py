@@ -30,12 +30,18 @@ def sample_noise(like: torch.Tensor, seed: int = 0, first: int = 0) -> torch.Ten
 
 
 @torch.no_grad()
-def reconstruction_map(model, z: torch.Tensor, r: float, k: int, seed: int = 0, first: int = 0) -> torch.Tensor:
-    """first: the index of z[0] among all samples scored with this seed (see `sample_noise`)."""
+def reconstruct(model, z: torch.Tensor, r: float, k: int, seed: int = 0, first: int = 0) -> torch.Tensor:
+    """z_hat: z noised to t_r = r (T - 1) with seeded noise, then K DDIM steps down to abar = 1.
+    first: the index of z[0] among all samples scored with this seed (see `sample_noise`)."""
     t_r = max(1, int(round(r * (T - 1))))
     points = sorted({int(round(i * t_r / k)) for i in range(k + 1)})
     x = add_noise(z, torch.full((z.shape[0],), t_r, device=z.device), sample_noise(z, seed, first))
-    return (sample(model, x, points, clean=True) - z).norm(dim=1)
+    return sample(model, x, points, clean=True)
+
+
+def reconstruction_map(model, z: torch.Tensor, r: float, k: int, seed: int = 0, first: int = 0) -> torch.Tensor:
+    """||z_hat - z|| per position, z_hat = `reconstruct(...)`."""
+    return (reconstruct(model, z, r, k, seed, first) - z).norm(dim=1)
 
 
 class PaDiM:

@@ -65,16 +65,20 @@ class EpsResidual(ModelMixin, ConfigMixin):
 
 
 @torch.no_grad()
-def denoising_loss(model, z: torch.Tensor, seed: int = 0, n_t: int = 8, batch_size: int = 64) -> float:
+def denoising_loss(model, z: torch.Tensor, seed: int = 0, n_t: int = 8, batch_size: int = 64, t: int = None) -> float:
     """E ||n - eps(x_t, t)||^2 over z, n_t draws of (t ~ U{0..T-1}, n ~ N(0, I)) per feature map, all from `seed`:
-    the same t and noise for every model, so e.g. `model.base` and `model` compare on equal terms."""
+    the same t and noise for every model, so e.g. `model.base` and `model` compare on equal terms.
+    t given: that timestep for every draw (only the noise is drawn), the loss at one t."""
     g = torch.Generator().manual_seed(seed)
     total = 0.0
     for _ in range(n_t):
-        t = torch.randint(0, T, (len(z),), generator=g).to(z.device)
+        if t is None:
+            steps = torch.randint(0, T, (len(z),), generator=g).to(z.device)
+        else:
+            steps = torch.full((len(z),), int(t), dtype=torch.long, device=z.device)
         noise = torch.randn(z.shape, generator=g, dtype=z.dtype).to(z.device)
         for i in range(0, len(z), batch_size):
-            ti, ni = t[i:i + batch_size], noise[i:i + batch_size]
+            ti, ni = steps[i:i + batch_size], noise[i:i + batch_size]
             eps = model(add_noise(z[i:i + batch_size], ti, ni), ti).to(z.dtype)
             total += (eps - ni).pow(2).sum().item()
     return total / (n_t * z.numel())

@@ -18,8 +18,8 @@ import torch
 from plotly.subplots import make_subplots
 
 from .. import scoring
-from ..baselines import sample_noise
-from ..diffusion import ABAR, T, add_noise, invert, make_grid, sample
+from ..baselines import reconstruct
+from ..diffusion import ABAR, T, invert, make_grid, sample
 from ..metrics import image_metrics
 from .base import _image_hwc
 from .explorers import _Explorer
@@ -90,15 +90,6 @@ def grid_markdown(steps: int) -> str:
         note = "yes" if r["eps_here"] else ("no: landing point" + (", appended ᾱ = 0" if r["t"] == T else ""))
         lines.append(f"| {r['grid']} | {r['k']} | {r['t']} | {r['abar']:.4g} | {note} |")
     return "\n".join(lines)
-
-
-def reconstruct(model, z: torch.Tensor, r: float, k: int, seed: int = 0, first: int = 0) -> torch.Tensor:
-    """The reconstructed features z_hat of adlib.baselines.reconstruction_map (whose map is ||z_hat - z||):
-    z noised to t_r = r (T - 1) with the same seeded noise, then K DDIM steps down to abar = 1."""
-    t_r = max(1, int(round(r * (T - 1))))
-    points = sorted({int(round(i * t_r / k)) for i in range(k + 1)})
-    x = add_noise(z, torch.full((z.shape[0],), t_r, device=z.device), sample_noise(z, seed, first))
-    return sample(model, x, points, clean=True)
 
 
 def side_by_side(model, z: torch.Tensor, r: float, k: int, steps: int, grid="paper", seed: int = 0) -> dict:

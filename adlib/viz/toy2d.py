@@ -25,6 +25,7 @@ from torch import nn
 from ..diffusion import ABAR, T, ddim_step, make_grid, training_loss
 from .base import ANOMALOUS, NORMAL, _auroc
 from .theory import chi_pdf
+from .training import ZeroEps
 
 KINDS = ("ring", "gaussian")
 RING_RADIUS, RING_WIDTH = 2.0, 0.15
@@ -123,9 +124,7 @@ def mean_loss(model, points, repeats: int = 8, seed: int = 0) -> float:
     return float(np.mean([training_loss(model, z, generator=g).item() for _ in range(repeats)]))
 
 
-def zero_eps(x, t):
-    """The untrained control eps = 0: inversion then only rescales x by sqrt(abar_S / abar_0)."""
-    return torch.zeros_like(x)
+zero_eps = ZeroEps()  # the untrained control eps = 0: inversion then only rescales x by sqrt(abar_S / abar_0)
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from ..diffusion import ABAR, add_noise
+from ..models import denoising_loss
 from .explorers import _Explorer
 
 
@@ -81,17 +82,9 @@ def control_for(model):
 
 @torch.no_grad()
 def loss_at_t(model, z: torch.Tensor, t: int, seed: int = 0, draws: int = 1, batch_size: int = 64) -> float:
-    """(1 / C h w) E ||n - eps(x_t, t)||^2 over z at one timestep t, noise from `seed` (the same for every model)."""
-    g = torch.Generator().manual_seed(seed)
-    total = 0.0
-    for _ in range(draws):
-        noise = torch.randn(z.shape, generator=g, dtype=z.dtype)
-        for i in range(0, len(z), batch_size):
-            zi, ni = z[i:i + batch_size], noise[i:i + batch_size]
-            ti = torch.full((len(zi),), int(t), dtype=torch.long)
-            eps = model(add_noise(zi, ti, ni), ti).float().cpu()
-            total += (eps - ni).pow(2).sum().item()
-    return total / (draws * z.numel())
+    """(1 / C h w) E ||n - eps(x_t, t)||^2 over z at one timestep t, noise from `seed` (the same for every model):
+    adlib.models.denoising_loss at a fixed t."""
+    return denoising_loss(model, z, seed=seed, n_t=draws, batch_size=batch_size, t=t)
 
 
 def gaussian_loss_at_t(eigvals, t) -> np.ndarray:
