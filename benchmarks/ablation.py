@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from adlib import Run, RunConfig, train_run
-from adlib.bench import invad_scorer
-from adlib.baselines import KNN, PaDiM, map_to_image_score
 from adlib.data import load_spec
-from adlib.metrics import image_metrics
+from adlib.evaluation.baselines import KNN, PaDiM, map_to_image_score
+from adlib.evaluation.bench import invad_scorer
+from adlib.evaluation.metrics import image_metrics
 
 SMALL = dict(hidden=128, depth=4)
 VARIANTS = {

@@ -18,33 +18,26 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from adlib import calibration, models
-from adlib.baselines import KNN, PaDiM, map_to_image_score
-from adlib.cache import extract
-from adlib.config import RunConfig
-from adlib.data import load_spec
-from adlib.features import FeatureExtractor
-from adlib.scorers import invad_scorer
-from adlib.scoring import SCORES
-from adlib.standardize import fit_stats, standardize
-from adlib.train import fit
+from adlib import models
+from adlib.evaluation.baselines import KNN, PaDiM, map_to_image_score
+from adlib.evaluation.scorers import invad_scorer
+from adlib.method import calibration
+from adlib.method.scoring import SCORES
+from adlib.runs.config import RunConfig
+from adlib.runs.train import fit
+from feature_sets import raw_features, standardized, test_labels
 
 
 def features(spec: str, how: str, split_seed: int = 0):
-    data, extractor = load_spec(spec, split_seed), FeatureExtractor("lite0", 256)
-    raw = {part: extract(extractor, getattr(data, part), desc=part)
-           for part in ("train", "val", "test")}
+    raw = raw_features(spec, split_seed)
     first = "position" if how == "pwhiten" else how  # pwhiten: whiten after position (a ridge relative to each variance)
-    stats = fit_stats(raw["train"][0], first)
-    z = {part: standardize(zk, stats) for part, (zk, _) in raw.items()}
+    z, _ = standardized(raw, first)
     if how == "pwhiten":
-        stats = fit_stats(z["train"], "whiten")
-        z = {part: standardize(zk, stats) for part, zk in z.items()}
-    return z, np.array([s.label for s in raw["test"][1]])
+        z, _ = standardized({part: (zk, None) for part, zk in z.items()}, "whiten")
+    return z, test_labels(raw)
 
 
 def control_of(model, preset, kwargs, z_train, seed):

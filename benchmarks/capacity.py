@@ -11,7 +11,7 @@ Works on cached backbone features (EfficientNet-Lite0, 256 px), transformed one 
 Models (MODELS) are per-position MLPs (`adlib.models.EpsMLP`) of several sizes, `h128-posada` (a learned
 position embedding fed through adaLN, c = time(t) + pos_ij at each token), `h128-conv` (a 3 x 3 input
 convolution), and the kit's UNet and DiT. The two script-local models are registered in
-`adlib.models.MODELS` for this process only, because `adlib.train.fit` builds its model by preset name.
+`adlib.models.MODELS` for this process only, because `adlib.runs.train.fit` builds its model by preset name.
 Prints one JSON line: image AUROC (NLL / Diff / combined) at S = 2, 3, 5 and of the untrained control at S = 3.
 """
 import argparse
@@ -25,13 +25,11 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from adlib import models
-from adlib.bench import invad_scorer
-from adlib.cache import extract
-from adlib.config import RunConfig
-from adlib.data import load_spec
-from adlib.features import FeatureExtractor
-from adlib.standardize import fit_stats, standardize
-from adlib.train import fit
+from adlib.evaluation.bench import invad_scorer
+from adlib.features.standardize import fit_stats, standardize
+from adlib.runs.config import RunConfig
+from adlib.runs.train import fit
+from feature_sets import raw_features, standardized, test_labels
 
 
 class EpsMLPPosAda(models.EpsMLP):
@@ -112,14 +110,12 @@ def pooled_whitening(z_train: torch.Tensor):
 
 
 def features(spec: str, how: str) -> dict:
-    data, extractor = load_spec(spec), FeatureExtractor("lite0", 256)
-    raw = {part: extract(extractor, getattr(data, part), desc=part) for part in ("train", "val", "test")}
-    stats = fit_stats(raw["train"][0], "whiten" if how == "whiten" else "position")
-    z = {part: standardize(zk, stats) for part, (zk, _) in raw.items()}
+    raw = raw_features(spec)
+    z, _ = standardized(raw, "whiten" if how == "whiten" else "position")
     if how == "pooled":
         apply = pooled_whitening(z["train"])
         z = {part: apply(zk) for part, zk in z.items()}
-    z["y"] = np.array([s.label for s in raw["test"][1]])
+    z["y"] = test_labels(raw)
     return z
 
 

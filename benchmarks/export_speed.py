@@ -2,13 +2,13 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/export_speed.py --json docs/bench/export-speed.json
 
-From decoded images (float32 B x 3 x 256 x 256, adlib.export.preprocess) to the calibrated image score and
+From decoded images (float32 B x 3 x 256 x 256, adlib.deploy.export.preprocess) to the calibrated image score and
 the norm and pixel maps, both ways: `TorchScorer` (the kit's own path: backbone, standardize, diffusion.invert,
 scoring, calibration.decide, pixel_map) and `OnnxScorer` (the graph written by `adlib export`). Without --run
 a run is trained first into --run-dir (ELPV mono, mlp, whiten, 256 px, 300 iterations: speed does not depend
 on training; about 2 minutes on 2 CPU cores, less when the feature cache holds ELPV). Both scorers use the
 same number of threads (--threads; torch.set_num_threads and onnxruntime's intra-op threads). Each round
-scores the same --images decoded test images at every batch size with both, interleaved (adlib.timing:
+scores the same --images decoded test images at every batch size with both, interleaved (adlib.evaluation.timing:
 the order rotates each round, one untimed warm-up round), so all four meet the same load; rows give the
 median over rounds with min, max and relative spread (iqr / median). The two scorers' outputs on those
 images are compared first (max abs / rel differences). ELPV: CC BY-NC-SA 4.0 (Buerhop-Lutz et al. 2018,
@@ -23,14 +23,14 @@ from pathlib import Path
 
 import torch
 
-from adlib import export
+from adlib.deploy import export
+from adlib.evaluation.timing import interleaved, rate_summary
 from adlib.files import write_json
-from adlib.timing import interleaved, rate_summary
 
 
 def _run(a):
     from adlib import RunConfig, train_run
-    from adlib.run import Run
+    from adlib.runs.run import Run
     path = Path(a.run or a.run_dir)
     if not a.run and not (path / "config.json").is_file():
         cfg = RunConfig(data=a.data, image_size=a.image_size, model=a.model, standardize=a.standardize, iters=a.iters,

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from sklearn.metrics import roc_auc_score
 
-from adlib import calibration, models, scoring
-from adlib.baselines import PaDiM, map_to_image_score
-from adlib.scorers import invad_scorer
+from adlib import models
+from adlib.evaluation.baselines import PaDiM, map_to_image_score
+from adlib.evaluation.scorers import invad_scorer
+from adlib.method import calibration, scoring
 
 sys.path.insert(0, str(Path(__file__).parent))
 from beyond_gaussian import features  # noqa: E402

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from adlib.config import recipe
-from adlib.features import BACKBONES, FeatureExtractor
+from adlib.evaluation.throughput import count_flops
+from adlib.features.backbone import BACKBONES, FeatureExtractor
 from adlib.models import build_model
-from adlib.throughput import count_flops
+from adlib.runs.config import recipe
 
 
 def main():

@@ -4,7 +4,7 @@
 
 For each run: image AUROC of every InvAD score at S (default the run's) for the trained model and for its
 control (the fitted Gaussian base alone for Gaussian + residual models, the untrained network otherwise:
-`adlib.bench.control_model`), with normalisers fitted on the validation half `adlib compare` uses; then
+`adlib.models.controls.control_model`), with normalisers fitted on the validation half `adlib compare` uses; then
 PaDiM and kNN on the same features (the first run's). Prints one JSON line per run and one summary line
 with the mean and spread (max - min) over the runs of the run's own score. Score `:test` data once.
 """
@@ -15,15 +15,15 @@ import sys
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from adlib import calibration
-from adlib.baselines import KNN, PaDiM, map_to_image_score
-from adlib.bench import control_model
 from adlib.data import load_masks, load_spec
-from adlib.metrics import pixel_metrics
-from adlib.scoring import pixel_map
-from adlib.run import Run
-from adlib.scorers import invad_scorer
-from adlib.scoring import SCORES
+from adlib.evaluation.baselines import KNN, PaDiM, map_to_image_score
+from adlib.evaluation.metrics import pixel_metrics
+from adlib.evaluation.scorers import invad_scorer
+from adlib.method import calibration
+from adlib.method.scoring import SCORES
+from adlib.method.scoring import pixel_map
+from adlib.models.controls import control_model
+from adlib.runs.run import Run
 
 
 def main():

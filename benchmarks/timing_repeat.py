@@ -1,4 +1,4 @@
-"""Does a speed ratio repeat? InvAD S=3 against reconstruction K=10, timed twice with `adlib.bench.measure`.
+"""Does a speed ratio repeat? InvAD S=3 against reconstruction K=10, timed twice with `adlib.evaluation.bench.measure`.
 
     OMP_NUM_THREADS=1 python benchmarks/timing_repeat.py            # ELPV mono, about 3-4 minutes on 2 CPU cores
 
@@ -22,12 +22,12 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from adlib.bench import invad_scorer, measure, reconstruction_scorer
-from adlib.cache import decode, extract
 from adlib.data import load_spec
-from adlib.features import FeatureExtractor
+from adlib.evaluation.bench import invad_scorer, measure, reconstruction_scorer
+from adlib.features.backbone import FeatureExtractor
+from adlib.features.cache import decode, extract
+from adlib.features.standardize import fit_stats, standardize
 from adlib.models import build_model
-from adlib.standardize import fit_stats, standardize
 
 
 def main(argv=None):

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from adlib.errors import AdlibError
-from adlib.notebooks.profiles import list_notebooks, select
-from adlib.notebooks.runner import _first_line
+from adlib.teach.notebooks.profiles import list_notebooks, select
+from adlib.teach.notebooks.runner import _first_line
 
 CHROMIUM = "/usr/bin/chromium"
 # default: the first explorer or plot

@@ -6,7 +6,7 @@ import re
 import nbformat
 import pytest
 
-import adlib.notebooks as nbk
+import adlib.teach.notebooks as nbk
 
 NB = {"05": nbk.notebooks_dir() / "05_beyond_gaussian.ipynb", "06": nbk.notebooks_dir() / "06_inspect_your_images.ipynb"}
 GLOSSARY = {

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from adlib.baselines import KNN, PaDiM, reconstruction_map
+from adlib.evaluation.baselines import KNN, PaDiM, reconstruction_map
 
 
 def test_padim_matches_explicit_mahalanobis():
@@ -38,13 +38,13 @@ def test_knn_matches_brute_force():
 def test_reconstruction_with_an_oracle_denoiser_is_exact():
     z = torch.randn(2, 3, 2, 2)
     # eps computed from the true z: denoising then returns z exactly, so the error map is zero.
-    from adlib.diffusion import ABAR
+    from adlib.schedule import ABAR
     oracle = lambda x, t: (x - ABAR[t].float().sqrt().view(-1, 1, 1, 1) * z) / (1 - ABAR[t].float()).sqrt().view(-1, 1, 1, 1)  # noqa: E731
     assert reconstruction_map(oracle, z, 0.3, 5).abs().max() < 1e-3
 
 
 def test_whitening_gives_padim_distances():
-    from adlib.standardize import fit_stats, standardize
+    from adlib.features.standardize import fit_stats, standardize
     z = torch.randn(50, 6, 3, 3, generator=torch.Generator().manual_seed(2)) * torch.linspace(0.5, 3, 6).view(1, 6, 1, 1)
     y = standardize(z[:4], fit_stats(z, "whiten"))
     assert torch.allclose(y.norm(dim=1), PaDiM().fit(z).map(z[:4]), atol=1e-4)
@@ -55,7 +55,7 @@ def _eps(x, t):  # a denoiser that is not an oracle, so the map depends on the n
 
 
 def test_reconstruction_does_not_depend_on_the_batch_size():
-    from adlib.bench import baseline_methods
+    from adlib.evaluation.bench import baseline_methods
     z = torch.randn(12, 3, 2, 2, generator=torch.Generator().manual_seed(3))
     maps = [baseline_methods(_eps, z, recon=((0.3, 3),), batch_size=b)[0][1](z)["map"] for b in (4, 12, 5)]
     assert torch.allclose(maps[0], maps[1], atol=1e-6) and torch.allclose(maps[2], maps[1], atol=1e-6)
@@ -80,7 +80,7 @@ def test_reconstruction_noise_is_drawn_on_the_features_device(monkeypatch):
 
 
 def test_reconstruction_noise_is_seeded_once_per_scorer():
-    from adlib.scorers import reconstruction_scorer
+    from adlib.evaluation.scorers import reconstruction_scorer
     z = torch.randn(5, 3, 2, 2, generator=torch.Generator().manual_seed(4))
     a, b = reconstruction_scorer(_eps, 0.3, 3, 2, seed=0), reconstruction_scorer(_eps, 0.3, 3, 2, seed=1)
     assert torch.equal(a(z)["map"], a(z)["map"])  # the same samples, the same noise, every call

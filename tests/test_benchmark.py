@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-import adlib.benchmark as bm
 from adlib.cli import main
 from adlib.data import load_spec
 from adlib.data.mini import make_mini_root
 from adlib.errors import AdlibError
+import adlib.evaluation.benchmark as bm
 
 CATS = ["grain", "tiles", "weave"]
 TRAIN = ["--iters", "20", "--image-size", "64", "--batch-size", "4"]
@@ -69,7 +69,7 @@ def test_benchmark_resumes_and_skips_finished_categories(root, tmp_path, monkeyp
     monkeypatch.setattr(bm, "evaluate_run", dies_on_second)
     assert main(["benchmark", "--data", f"mvtec-root:{root}", "--out", str(out), *TRAIN]) == 130
     assert [p.stem for p in (out / "categories").glob("*.json")] == ["grain"] and not (out / "results.csv").exists()
-    monkeypatch.setattr("adlib.run.train_run", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr("adlib.runs.run.train_run", lambda *a, **k: pytest.fail("trained again"))
     calls.clear()
     monkeypatch.setattr(bm, "evaluate_run", lambda run, part, *a, **k: calls.append(part.spec) or real(run, part, *a, **k))
     assert main(["benchmark", "--data", f"mvtec-root:{root}", "--out", str(out), *TRAIN]) == 0

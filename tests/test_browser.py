@@ -1,6 +1,6 @@
 """The notebooks in a real JupyterLab, driven by headless Chromium (Debian's `chromium` + Python Playwright).
 
-One JupyterLab server for the whole sequence (adlib.notebooks.SEQUENCE, committed = smoke parameters); for each
+One JupyterLab server for the whole sequence (adlib.teach.notebooks.SEQUENCE, committed = smoke parameters); for each
 notebook: every cell runs without error, every plotly figure draws, every widget renders (an explorer's
 sliders / dropdowns where the notebook builds one), and the browser console shows no error. Plus two
 interactions: 03's explorer dropdown redraws its figure; 06's threshold slider updates the live rates.
@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import notebook_browser as nbb  # noqa: E402
-from adlib.notebooks import SEQUENCE, notebooks_dir  # noqa: E402
+from adlib.teach.notebooks import SEQUENCE, notebooks_dir
 
 RATES = "normal validation images above it"  # 06's live rates line
 NO_PLOTLY = {"06_inspect_your_images"}  # its explorer shows score maps as images

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from adlib import cache
 from adlib.data import Sample
 from adlib.errors import AdlibError
+from adlib.features import cache
 
 
 class Fake(torch.nn.Module):

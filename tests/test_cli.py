@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from adlib.cli import main
-from adlib.config import RunConfig
 from adlib.data import load_mask, make_mini_mvtec
 from adlib.errors import AdlibError
+from adlib.runs.config import RunConfig
 
 TINY = ["--iters", "4", "--batch-size", "4", "--image-size", "64"]
 
@@ -302,7 +302,7 @@ def test_device_cuda_without_cuda(cat, tmp_path, capsys):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_non_finite_features(cat, tmp_path, capsys, monkeypatch, value):
-    from adlib.features import FeatureExtractor
+    from adlib.features.backbone import FeatureExtractor
 
     def forward(self, images):
         return torch.full((len(images), self.channels, self.grid, self.grid), value)
@@ -317,7 +317,7 @@ def test_non_finite_features(cat, tmp_path, capsys, monkeypatch, value):
 # --- 9. --backbone b4 without its weight file ------------------------------------------------------
 
 def test_b4_without_weights(cat, tmp_path, capsys, monkeypatch):
-    from adlib.features import B4_FILE, B4_URL
+    from adlib.features.backbone import B4_FILE, B4_URL
     weights = tmp_path / "weights"
     weights.mkdir()
     monkeypatch.setenv("ADLIB_WEIGHTS", str(weights))
@@ -384,7 +384,7 @@ def test_cache_info_and_clear(data, tmp_path, capsys):
 # --- model presets and --model-kwargs ------------------------------------------------------------
 
 def test_model_help_lists_every_preset():
-    from adlib.cli import MODEL_PRESETS
+    from adlib.cli.common import MODEL_PRESETS
     from adlib.models import PRESETS
     assert sorted(MODEL_PRESETS.split(" | ")) == sorted(PRESETS)
 

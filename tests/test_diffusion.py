@@ -4,7 +4,8 @@ import pytest
 import torch
 from diffusers import DDIMInverseScheduler, DDPMScheduler
 
-from adlib.diffusion import ABAR, T, add_noise, ddim_step, invert, make_grid, sample, training_loss
+from adlib.method.inversion import ddim_step, invert, make_grid, sample
+from adlib.schedule import ABAR, T, add_noise, training_loss
 
 
 class ConstEps(torch.nn.Module):
@@ -166,7 +167,7 @@ def test_many_step_inversion_whitens_gaussian_data_with_the_exact_eps():
 
 
 def test_focus_draws_t_from_the_grid_timesteps():
-    from adlib.diffusion import eval_timesteps
+    from adlib.method.inversion import eval_timesteps
     assert eval_timesteps((3,), "paper") == [0, 333, 666]
     seen = []
     model = lambda x, t: seen.append(t.clone()) or torch.zeros_like(x)  # noqa: E731

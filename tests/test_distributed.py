@@ -9,10 +9,10 @@ import sys
 import pytest
 import torch
 
-import adlib.run as run_mod
 from adlib.data import load_mvtec
 from adlib.errors import AdlibError
-from adlib.run import Run
+from adlib.runs.run import Run
+import adlib.runs.run as run_mod
 
 
 def _free_port() -> int:
@@ -58,8 +58,8 @@ def test_processes_with_different_splits_are_refused(monkeypatch):
 
 
 def test_effective_batch_must_split_evenly(monkeypatch, tmp_path):
-    from adlib.config import RunConfig
-    from adlib.train import fit
+    from adlib.runs.config import RunConfig
+    from adlib.runs.train import fit
     import accelerate
     monkeypatch.setattr(accelerate.Accelerator, "num_processes", property(lambda self: 3))
     with pytest.raises(AdlibError, match="multiple of 3"):

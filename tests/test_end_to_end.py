@@ -5,8 +5,8 @@ import numpy as np
 
 from adlib.cli import main
 from adlib.data import load_mvtec
-from adlib.evaluate import evaluate_run
-from adlib.metrics import image_metrics
+from adlib.evaluation.evaluate import evaluate_run
+from adlib.evaluation.metrics import image_metrics
 
 FIELDS = {"name", "image_auroc", "image_ap", "image_f1max", "pixel_auroc", "aupro", "pixel_ap", "pixel_f1max",
           "mad", "nfe", "images_per_second", "score_images_per_second", "batch_size", "device"}
@@ -61,7 +61,7 @@ def test_cli_train_evaluate_compare(mini, tmp_path, capsys):
 
 
 def test_label_free_selection_uses_snapshots(tiny_run):
-    from adlib.select import select_run, synthetic_anomalies
+    from adlib.evaluation.select import select_run, synthetic_anomalies
     import torch
     z = torch.randn(6, 4, 5, 5)
     fake = synthetic_anomalies(z, seed=0)
@@ -82,7 +82,7 @@ def test_training_matters_beyond_its_untrained_control(mini, tmp_path_factory):
     here: that closed-form part is measured in docs/bench, not claimed as training's.)"""
     import torch
     from adlib import RunConfig, train_run
-    from adlib.bench import invad_scorer
+    from adlib.evaluation.bench import invad_scorer
     data = load_mvtec(mini)
     trained, control = [], []
     for seed in (0, 1, 2):
@@ -103,8 +103,8 @@ def test_training_matters_beyond_its_untrained_control(mini, tmp_path_factory):
 
 def test_the_control_of_a_gaussian_plus_residual_model_is_its_fitted_base():
     import torch
-    from adlib.bench import control_model
     from adlib.models import build_model
+    from adlib.models.controls import control_model
     z = torch.randn(30, 6, 4, 4) * torch.linspace(0.5, 2, 6)[:, None, None] + 1.0
     model = build_model("gaussian+conv", 6, 4, residual_kwargs=dict(hidden=8, depth=1)).fit_base(z)
     torch.nn.init.normal_(model.net.proj_out.weight)  # as if trained: the residual is no longer zero

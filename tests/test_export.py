@@ -3,7 +3,7 @@
 Two tiny runs on a generated miniature (64 px, 4 x 4 latent grid, raw weights so the eps-networks are not ~0):
 gaussian+conv with `whiten` (einsum buffers, 3 x 3 convs, L^-1 in the graph) exported end to end through the
 CLI with the default (dynamo) exporter, and mlp with `position` through `export_onnx` with another S and score
-(calibrated now on the validation normals) and the legacy TorchScript exporter (seconds instead of ~20-40 s). Tolerance (adlib.export.MAP_TOL / SCORE_TOL): maps rtol 1e-4 /
+(calibrated now on the validation normals) and the legacy TorchScript exporter (seconds instead of ~20-40 s). Tolerance (adlib.deploy.export.MAP_TOL / SCORE_TOL): maps rtol 1e-4 /
 atol 1e-4, scores rtol 1e-3 / atol 1e-3, and the same decisions against the threshold. A graph with the
 standardisation left out must fail that comparison.
 """
@@ -14,11 +14,11 @@ import pytest
 import torch
 from torch import nn
 
-from adlib import export
 from adlib.cli import main
 from adlib.data import make_mini_mvtec
+from adlib.deploy import export
 from adlib.errors import AdlibError
-from adlib.run import Run
+from adlib.runs.run import Run
 
 TINY = ["--iters", "20", "--batch-size", "8", "--image-size", "64"]
 
@@ -113,7 +113,7 @@ def test_export_mlp_position_other_steps_and_local_score(mlp_run, images, tmp_pa
     assert (got["anomalous"] == ref["anomalous"]).all()
     assert onnx_scorer.meta["points"] == "[0, 500, 999]" and onnx_scorer.threshold == torch_scorer.record["threshold"]
     # the pixel map is the norm map upsampled as scoring.pixel_map does
-    from adlib.scoring import pixel_map
+    from adlib.method.scoring import pixel_map
     np.testing.assert_allclose(got["pixel_map"], pixel_map(torch.from_numpy(got["map"]), 64).numpy(), atol=1e-5)
 
 

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from adlib.cache import cache_dir, cache_info, extract
 from adlib.data import load_mvtec
 from adlib.errors import AdlibError
-from adlib.features import FeatureExtractor
+from adlib.features.backbone import FeatureExtractor
+from adlib.features.cache import cache_dir, cache_info, extract
 
 
 @pytest.fixture(scope="module")

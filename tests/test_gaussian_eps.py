@@ -8,10 +8,11 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.covariance import ledoit_wolf_shrinkage
 
-from adlib.baselines import PaDiM
-from adlib.diffusion import ABAR, T, invert, make_grid
+from adlib.evaluation.baselines import PaDiM
+from adlib.method.inversion import invert, make_grid
 from adlib.models import EpsGaussian, load_model, select_shrinkage
 from adlib.models.gaussian import ledoit_wolf
+from adlib.schedule import ABAR, T
 
 LAMS = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0]
 DESIGN_S3 = [0.50, 0.30, 0.13, 0.12, 0.28, 0.51]  # DESIGN §6, reference grid, relative to Sigma^-1/2

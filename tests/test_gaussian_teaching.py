@@ -1,4 +1,4 @@
-"""adlib.viz.gaussian_theory (notebook 05): the S-step gains per eigenvalue against adlib's inversion, the exact
+"""adlib.teach.viz.gaussian_theory (notebook 05): the S-step gains per eigenvalue against adlib's inversion, the exact
 flow map, the toys, the figures and the S explorer's callbacks, driven without a browser."""
 import math
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 from scipy.linalg import sqrtm
 
-from adlib.diffusion import ABAR, T, make_grid
-from adlib.viz import gaussian_theory as gt
+from adlib.method.inversion import make_grid
+from adlib.schedule import ABAR, T
+from adlib.teach.viz import gaussian_theory as gt
 
 LAMS = np.geomspace(1e-4, 10, 11)
 

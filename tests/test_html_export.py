@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from adlib.notebooks import html_export as hx
+from adlib.teach.notebooks import html_export as hx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import notebook_browser as nbb  # noqa: E402
@@ -23,7 +23,7 @@ STALE = re.compile(r"(?<![\d.])0%")  # a bar's first line ("train:   0%|"), not 
 CELLS = [
     ("markdown", "# Tiny\nA formula: $\\bar\\alpha_t = \\prod_{s \\le t} (1 - \\beta_s)$."),
     ("code", "import sys\nimport ipywidgets as w\nfrom tqdm.auto import tqdm\nfrom tqdm.std import tqdm as text_tqdm\n"
-             "import plotly.graph_objects as go\nfrom adlib.viz.explorers import display_data"),
+             "import plotly.graph_objects as go\nfrom adlib.teach.viz.explorers import display_data"),
     ("code", "w.IntSlider(value=3, min=0, max=10, description='S')"),
     ("code", "for _ in tqdm(range(40), desc='kept'):\n    pass"),
     ("code", "for _ in tqdm(range(40), desc='gone', leave=False):\n    pass\nprint('after the vanished bar')"),

@@ -6,10 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from adlib.cache import decode
 from adlib.data import Sample, load_image, load_mask
 from adlib.data import images as images_module
 from adlib.errors import AdlibError
+from adlib.features.cache import decode
 
 
 def _picture(h=64, w=64) -> np.ndarray:
@@ -81,9 +81,9 @@ def test_infer_bit_depth_reads_an_evenly_spaced_sample(tmp_path, monkeypatch):
     a = np.zeros((4, 4), np.uint16)
     a[0, 0] = 4000
     Image.fromarray(a).save(tmp_path / "a.png")
-    paths = [tmp_path / f"{i}.png" for i in range(500)]  # names only: _open is counted, not run
-    opened, real = [], images_module._open
-    monkeypatch.setattr(images_module, "_open", lambda p, *a: opened.append(p) or real(tmp_path / "a.png"))
+    paths = [tmp_path / f"{i}.png" for i in range(500)]  # names only: open_image is counted, not run
+    opened, real = [], images_module.open_image
+    monkeypatch.setattr(images_module, "open_image", lambda p, *a: opened.append(p) or real(tmp_path / "a.png"))
     assert images_module.infer_bit_depth(paths) == 12
     assert len(opened) == 64 and opened[0] == paths[0] and opened[-1] == paths[-1]
     opened.clear()

@@ -1,13 +1,13 @@
-"""adlib.viz.PredictionExplorer (notebook 06): its callbacks driven without a browser, on a tiny run's predictions."""
+"""adlib.teach.viz.PredictionExplorer (notebook 06): its callbacks driven without a browser, on a tiny run's predictions."""
 from datetime import datetime, timezone
 
 import numpy as np
 import pytest
 import torch
 
-from adlib.predict import read_predictions
-from adlib.viz import PredictionExplorer
-from adlib.viz.inspect import rates, threshold_options
+from adlib.deploy.predict import predict, read_predictions
+from adlib.teach.viz import PredictionExplorer
+from adlib.teach.viz.inspect import rates, threshold_options
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def predicted(tiny_run, mini, tmp_path_factory):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("inspect") / "out"
-    tiny_run.predict([mini / "test"], out, batch_size=10, progress=False)
+    predict(tiny_run, [mini / "test"], out, batch_size=10, progress=False)
     torch.set_num_threads(n)
     return out
 

@@ -1,4 +1,4 @@
-"""adlib.viz.inversion_lessons (notebook 03): the round trip is exact only for an eps that does not change along
+"""adlib.teach.viz.inversion_lessons (notebook 03): the round trip is exact only for an eps that does not change along
 a step and its error shrinks with S; NFE counted per method; the grids' conventions; the side-by-side widget's
 callbacks; and the PCA legend that names no defect where there are no masks."""
 import math
@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from adlib import viz
-from adlib.baselines import reconstruction_map
-from adlib.diffusion import ABAR, make_grid
-from adlib.viz import inversion_lessons as il
+from adlib.evaluation.baselines import reconstruction_map
+from adlib.method.inversion import make_grid
+from adlib.schedule import ABAR
+from adlib.teach import viz
+from adlib.teach.viz import inversion_lessons as il
 
 
 class ZeroEps(torch.nn.Module):

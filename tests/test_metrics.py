@@ -6,8 +6,7 @@ from scipy import ndimage
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from adlib.errors import AdlibError
-from adlib.metrics import (METRIC_NAMES, all_metrics, aupro, f1_max, image_metrics,
-                           pixel_metrics)
+from adlib.evaluation.metrics import METRIC_NAMES, all_metrics, aupro, f1_max, image_metrics, pixel_metrics
 
 
 def _image_data(seed=0, n=60):

@@ -11,9 +11,9 @@ import pytest
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
-import adlib.metrics as metrics
 from adlib.errors import AdlibError
-from adlib.metrics import aupro, pixel_metrics
+from adlib.evaluation.metrics import aupro, pixel_metrics
+import adlib.evaluation.metrics as metrics
 from test_metrics import brute_force_aupro as loops_aupro  # "> t" over every distinct t: the same curve
 
 LIMITS = (0.3, 0.05, 1.0, 0.001)

@@ -1,5 +1,5 @@
 """eps-networks: shapes, adaLN-Zero start, safetensors round trip through save/from_pretrained, and the
-Gaussian base + learned residual (EpsResidual) with its fit_base hook and training through adlib.train.fit."""
+Gaussian base + learned residual (EpsResidual) with its fit_base hook and training through adlib.runs.train.fit."""
 import pytest
 import torch
 
@@ -45,7 +45,7 @@ def test_round_trip_and_shapes(name, tmp_path):
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_every_preset_builds_on_the_meta_device(name):
-    """What adlib.run.check_options does before a run: shapes only, no memory."""
+    """What adlib.runs.run.check_options does before a run: shapes only, no memory."""
     with torch.device("meta"):
         build_model(name, 192, 16)
 
@@ -151,10 +151,10 @@ def bimodal(n, seed):
 
 
 def test_train_fit_trains_a_residual_over_a_fitted_base(tmp_path):
-    """adlib.train.fit as it is: the base comes in through model_kwargs (a saved EpsGaussian's folder), both the
+    """adlib.runs.train.fit as it is: the base comes in through model_kwargs (a saved EpsGaussian's folder), both the
     trained and the EMA model carry it, and the residual goes below the base's held-out denoising loss."""
-    from adlib.config import RunConfig
-    from adlib.train import fit
+    from adlib.runs.config import RunConfig
+    from adlib.runs.train import fit
     z, held_out = bimodal(512, 0), bimodal(256, 1)
     base = EpsGaussian.fit(z)
     base.save_pretrained(tmp_path / "base")

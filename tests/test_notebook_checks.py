@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import adlib.notebooks as nbk
 from adlib.errors import AdlibError
+import adlib.teach.notebooks as nbk
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -55,8 +55,8 @@ def test_open_run_refuses_data_from_another_dataset(tmp_path, monkeypatch):
             self.path = Path(path)
             self.cfg = type("Cfg", (), {"data": "elpv:poly", "split_seed": 0})()
 
-    import adlib.run
-    monkeypatch.setattr(adlib.run, "Run", FakeRun)
+    import adlib.runs.run
+    monkeypatch.setattr(adlib.runs.run, "Run", FakeRun)
     with pytest.raises(AdlibError, match=r"DATA 'elpv:mono' is not the data RUN_DIR .* was trained on"):
         nbk.open_run(tmp_path, "elpv:mono")
 

@@ -1,5 +1,5 @@
 """The notebooks as committed (no outputs, one `parameters` cell = the smoke profile), the profiles, the
-helpers they call (adlib.notebooks) and the headless runner (`adlib notebooks run`), on tiny notebooks."""
+helpers they call (adlib.teach.notebooks) and the headless runner (`adlib notebooks run`), on tiny notebooks."""
 import ast
 import json
 from dataclasses import fields
@@ -7,11 +7,11 @@ from dataclasses import fields
 import nbformat
 import pytest
 
-import adlib.notebooks as nbk
 from adlib import RunConfig
 from adlib.cli import main
 from adlib.errors import AdlibError
 from adlib.models import PRESETS
+import adlib.teach.notebooks as nbk
 
 NOTEBOOKS = nbk.list_notebooks()
 
@@ -175,7 +175,7 @@ def fake_notebooks(tmp_path):
     run_dir.mkdir()
     _notebook(d / "01_make.ipynb", [
         'DATA = "x"\nN = 1',
-        f'import adlib.notebooks as nbk\nassert DATA == "small" and N == 3\n'
+        f'import adlib.teach.notebooks as nbk\nassert DATA == "small" and N == 3\n'
         f'nbk.record("01_make", run_dir={str(run_dir)!r}, n=N, score=0.75)'])
     _notebook(d / "02_use.ipynb", [
         'RUN_DIR = None\nDATA = "x"',

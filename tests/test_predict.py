@@ -13,13 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-import adlib.predict as predict_mod
-from adlib import calibration
 from adlib.cli import main
+from adlib.deploy.predict import COLUMNS, find_images, predict, read_predictions
+import adlib.deploy.predict as predict_mod
 from adlib.errors import AdlibError
-from adlib.features import FeatureExtractor
-from adlib.predict import COLUMNS, find_images, read_predictions
-from adlib.scoring import SCORES
+from adlib.features.backbone import FeatureExtractor
+from adlib.method import calibration
+from adlib.method.scoring import SCORES
 
 BATCH = ["--batch-size", "8"]
 
@@ -99,9 +99,9 @@ def test_scores_are_the_runs_own(predicted, tiny_run, mini):
 
 
 def test_run_predict_api_and_weights(tiny_run, mini, tmp_path):
-    from adlib.run import Run
+    from adlib.runs.run import Run
     raw = Run(tiny_run.path, "model")
-    s = raw.predict([mini / "test" / "good"], tmp_path / "o", batch_size=16, maps=False, progress=False)
+    s = predict(raw, [mini / "test" / "good"], tmp_path / "o", batch_size=16, maps=False, progress=False)
     assert s["weights"] == "model" and s["images"] == 8 and s["maps"] is False
     assert not (tmp_path / "o" / "maps").exists() and all(r["map"] == "" for r in _rows(tmp_path / "o"))
     assert (tmp_path / "o" / "report.html").is_file()
@@ -292,8 +292,8 @@ def test_fpr_recalibrates_the_threshold(tiny_run, mini, tmp_path):
 
 @pytest.mark.parametrize("kind", SCORES)
 def test_every_score_kind(tiny_run, mini, tmp_path, kind):
-    """Each score of adlib.scoring.SCORES decides as the run's calibration for it says."""
-    s = tiny_run.predict([mini / "test" / "spot"], tmp_path / "o", score=kind, maps=False, progress=False)
+    """Each score of adlib.method.scoring.SCORES decides as the run's calibration for it says."""
+    s = predict(tiny_run, [mini / "test" / "spot"], tmp_path / "o", score=kind, maps=False, progress=False)
     expected = tiny_run.calibration(score=kind)
     assert s["score"] == kind and s["threshold"] == expected["threshold"]
     for r in read_predictions(tmp_path / "o"):

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 from test_predict import _files, _fails, _rows
 
-from adlib import export
 from adlib.cli import main
+from adlib.deploy import export
 from adlib.errors import AdlibWarning
 
 pytest.importorskip("onnxruntime")

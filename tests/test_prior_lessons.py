@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from adlib.viz import prior_figure, sample_norms, shell, theory
+from adlib.teach.viz import prior_figure, sample_norms, shell, theory
 
 NB = Path(__file__).resolve().parents[1] / "notebooks" / "01_prior_density.ipynb"
 
@@ -135,7 +135,7 @@ def test_notebook_reverse_scoring_check_follows_the_formula_at_d16(monkeypatch):
     monkeypatch.setattr(go.Figure, "show", lambda self, *a, **k: None)
     cells = _cells()
     params = next(src for src, c in cells if "parameters" in c["metadata"].get("tags", []))
-    imports = next(src for src, _ in cells if "import adlib.notebooks as nbk" in src)
+    imports = next(src for src, _ in cells if "import adlib.teach.notebooks as nbk" in src)
     check = next(src for src, _ in cells if "prior_figure(D" in src)
     ns = {}
     exec(params, ns)

@@ -6,13 +6,13 @@ import os
 import pytest
 import torch
 
-import adlib.files as files
-from adlib import calibration, scoring
-from adlib.config import RunConfig
 from adlib.data import load_mvtec
 from adlib.errors import AdlibError, AdlibWarning
-from adlib.evaluate import evaluate_run
-from adlib.run import Run, check_options
+from adlib.evaluation.evaluate import evaluate_run
+import adlib.files as files
+from adlib.method import calibration, scoring
+from adlib.runs.config import RunConfig
+from adlib.runs.run import Run, check_options
 
 
 # --- atomic files and folders --------------------------------------------------------------------
@@ -126,8 +126,8 @@ def test_transductive_threshold_lives_on_the_test_scale(tiny_run, mini):
 # --- the run's device, throughout ----------------------------------------------------------------
 
 def test_training_extracts_features_on_the_training_device(mini, tmp_path, monkeypatch):
-    import adlib.run as run_mod
     from adlib import train_run
+    import adlib.runs.run as run_mod
     seen, real = [], run_mod.extract
 
     def recording(*a, **k):

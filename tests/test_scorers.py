@@ -61,7 +61,7 @@ def _reaches(graph, a, b) -> bool:
 
 
 def test_select_alone_does_not_import_bench():
-    code = "import sys, adlib.select; print('adlib.bench' in sys.modules)"
+    code = "import sys, adlib.evaluation.select; print('adlib.evaluation.bench' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE.parent), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=PACKAGE.parent)
     assert out.returncode == 0, out.stderr
@@ -70,23 +70,23 @@ def test_select_alone_does_not_import_bench():
 
 def test_no_import_circle_between_bench_and_select():
     anywhere, top = _graph(everywhere=True), _graph(everywhere=False)
-    assert "adlib.bench" not in anywhere["adlib.select"]
-    assert not (_reaches(top, "adlib.select", "adlib.bench") and _reaches(anywhere, "adlib.bench", "adlib.select"))
-    for low in ("adlib.scorers", "adlib.timing"):  # the floor below imports neither
-        assert not _reaches(anywhere, low, "adlib.bench") and not _reaches(anywhere, low, "adlib.select")
-    for m in ("adlib.bench", "adlib.select", "adlib.scorers", "adlib.timing", "adlib.baselines", "adlib.throughput"):
+    assert "adlib.evaluation.bench" not in anywhere["adlib.evaluation.select"]
+    assert not (_reaches(top, "adlib.evaluation.select", "adlib.evaluation.bench") and _reaches(anywhere, "adlib.evaluation.bench", "adlib.evaluation.select"))
+    for low in ("adlib.evaluation.scorers", "adlib.evaluation.timing"):  # the floor below imports neither
+        assert not _reaches(anywhere, low, "adlib.evaluation.bench") and not _reaches(anywhere, low, "adlib.evaluation.select")
+    for m in ("adlib.evaluation.bench", "adlib.evaluation.select", "adlib.evaluation.scorers", "adlib.evaluation.timing", "adlib.evaluation.baselines", "adlib.evaluation.throughput"):
         assert not any(_reaches(top, t, m) for t in top[m]), f"module-level import cycle through {m}"
 
 
 def test_bench_still_offers_the_shared_scorers():
-    from adlib import bench, scorers
+    from adlib.evaluation import bench, scorers
     assert bench.invad_scorer is scorers.invad_scorer and bench.map_scorer is scorers.map_scorer
 
 
 def test_invad_scorer_batches_visit_the_models_device():
     import torch
+    from adlib.evaluation.scorers import invad_scorer
     from adlib.models import build_model
-    from adlib.scorers import invad_scorer
     model = build_model("mlp", 4, 2, hidden=8, depth=1).eval()
     z = torch.randn(6, 4, 2, 2, generator=torch.Generator().manual_seed(0))
     f = invad_scorer(model, 2, "paper", z, batch_size=4)

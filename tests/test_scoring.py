@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from adlib import scoring
 from adlib.errors import AdlibError
+from adlib.method import scoring
 
 
 def test_nll_is_the_gaussian_negative_log_density():
@@ -121,7 +121,7 @@ def test_local_scores_need_per_position_statistics():
 
 @pytest.mark.parametrize("kind", ["local-max", "local-top"])
 def test_local_score_calibration_fits_statistics_and_threshold_on_disjoint_halves(kind):
-    from adlib import calibration
+    from adlib.method import calibration
     raw = _raw(_normal_maps(40))
     record = calibration.fit(raw, kind, fpr=0.1, seed=3)
     norm_idx, thr_idx, disjoint = calibration.parts(40, 3)

@@ -1,20 +1,20 @@
 """The speed table cannot show a method faster than its own backbone (issue 13).
 
-A fake clock replaces adlib.timing's: the backbone and the heads advance it by known costs, the
+A fake clock replaces adlib.evaluation.timing's: the backbone and the heads advance it by known costs, the
 backbone's cost changing from call to call as a shared machine's load does. The old procedure (backbone
-alone and backbone + method as separate pipelines, ratio of their medians: adlib.bench.measure) shows a
-cheap head faster than its backbone under that load; the new one (adlib.speed_table) cannot."""
+alone and backbone + method as separate pipelines, ratio of their medians: adlib.evaluation.bench.measure) shows a
+cheap head faster than its backbone under that load; the new one (adlib.evaluation.speed_table) cannot."""
 import numpy as np
 import pytest
 import torch
 
-import adlib.timing
-from adlib import bench
-from adlib.speed_table import run_heads, speed_rows, speed_table, time_heads
+from adlib.evaluation import bench
+from adlib.evaluation.speed_table import run_heads, speed_rows, speed_table, time_heads
+import adlib.evaluation.timing
 
 
 class FakeClock:
-    """Stands for the time module inside adlib.timing: perf_counter reads a counter the fakes advance."""
+    """Stands for the time module inside adlib.evaluation.timing: perf_counter reads a counter the fakes advance."""
 
     def __init__(self):
         self.now = 0.0
@@ -26,7 +26,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     c = FakeClock()
-    monkeypatch.setattr(adlib.timing, "time", c)
+    monkeypatch.setattr(adlib.evaluation.timing, "time", c)
     return c
 
 

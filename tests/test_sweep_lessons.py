@@ -1,10 +1,10 @@
-"""Notebook 04's computed lessons and its S explorer (adlib.viz.sweep_lessons)."""
+"""Notebook 04's computed lessons and its S explorer (adlib.teach.viz.sweep_lessons)."""
 import numpy as np
 import pytest
 import torch
 
-from adlib.diffusion import ABAR
-from adlib.viz import sweep_lessons as sl
+from adlib.schedule import ABAR
+from adlib.teach.viz import sweep_lessons as sl
 
 
 class Linear(torch.nn.Module):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from adlib.cli import main
+from adlib.evaluation.throughput import count_flops, measure, throughput
 from adlib.models import build_model
-from adlib.throughput import count_flops, measure, throughput
 
 
 class FakeExtractor:
@@ -44,7 +44,7 @@ def _measure(eps, batch_size=2, steps=3, extractor=None, **kw):
 
 
 def test_timer_measures_a_known_sleep():
-    from adlib.timing import timed
+    from adlib.evaluation.timing import timed
     _, seconds = timed(time.sleep, 0.2)
     assert 0.2 <= seconds < 0.3
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from adlib import bench
+from adlib.evaluation import bench
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def _each_clock_read_follows_a_sync(log, device_type="cuda"):
 
 
 def test_timer_synchronises_cuda_before_each_clock_read(events):
-    from adlib import timing
+    from adlib.evaluation import timing
     out, seconds = timing.timed(lambda x: x + 1, 1, device="cuda")
     assert out == 2 and seconds >= 0
     assert _each_clock_read_follows_a_sync(events) == 2
@@ -49,7 +49,7 @@ def test_timer_synchronises_cuda_before_each_clock_read(events):
 
 
 def test_timer_does_not_synchronise_the_cpu(events):
-    from adlib import timing
+    from adlib.evaluation import timing
     timing.timed(lambda: None, device="cpu")
     timing.interleaved({"a": lambda: None}, rounds=2, device="cpu")
     assert not [e for e in events if e[0] == "sync"] and len(events) == 2 + 4
@@ -97,8 +97,8 @@ def test_bench_measure_synchronises_the_runs_device(events):
 
 
 def test_throughput_uses_the_shared_clock(monkeypatch):
-    """throughput.measure reads the clock through adlib.timing (one implementation for bench and it)."""
-    from adlib import throughput, timing
+    """throughput.measure reads the clock through adlib.evaluation.timing (one implementation for bench and it)."""
+    from adlib.evaluation import throughput, timing
     log, sync = [], timing.sync
 
     def recorded(device=None):
@@ -113,7 +113,7 @@ def test_throughput_uses_the_shared_clock(monkeypatch):
 
 
 def test_interleaved_rotates_the_order_each_round():
-    from adlib import timing
+    from adlib.evaluation import timing
     calls = []
     s = timing.interleaved({k: (lambda k=k: calls.append(k)) for k in "abc"}, rounds=4, warmup=1)
     assert "".join(calls) == "abc" + "abc" + "bca" + "cab" + "abc"
@@ -121,7 +121,7 @@ def test_interleaved_rotates_the_order_each_round():
 
 
 def test_rate_summary():
-    from adlib.timing import rate_summary
+    from adlib.evaluation.timing import rate_summary
     r = rate_summary([1.0, 0.5, 2.0, 1.0, 0.25], 10)  # rates 10, 20, 5, 10, 40
     assert (r["median"], r["min"], r["max"], r["rounds"]) == (10, 5, 40, 5)
     assert r["iqr"] == pytest.approx(10) and r["spread"] == pytest.approx(1.0)

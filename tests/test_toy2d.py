@@ -1,13 +1,14 @@
-"""adlib.viz.toy2d (notebook 03's 2-D toy): deterministic training with the kit's DDPM loss, inversion paths that
-end where adlib.diffusion.invert lands, where normal points and outliers land, and the S explorer's callback."""
+"""adlib.teach.viz.toy2d (notebook 03's 2-D toy): deterministic training with the kit's DDPM loss, inversion paths that
+end where adlib.method.inversion.invert lands, where normal points and outliers land, and the S explorer's callback."""
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
 
-from adlib.diffusion import invert, make_grid, training_loss
-from adlib.viz import toy2d as t2
-from adlib.viz.toy2d_explorer import ToyExplorer
+from adlib.method.inversion import invert, make_grid
+from adlib.schedule import training_loss
+from adlib.teach.viz import toy2d as t2
+from adlib.teach.viz.toy2d_explorer import ToyExplorer
 
 TRACES = ["training points", "normal x₀", "normal paths", "normal x_T", "outlier x₀", "outlier paths",
           "outlier x_T", "‖x‖ = 1 (the χ₂ mode)", "normal ‖x_T‖", "outlier ‖x_T‖", "χ₂ density (the prior's ‖x‖)"]
@@ -133,7 +134,6 @@ def test_explorer_redraws_for_s_and_grid(ring):
     assert ex.numbers["auroc_norm_outside"] > 0.9
     ex.grid.value = "paper"
     assert ex.numbers["grid"] == "paper" and "paper" in ex.figure.layout.annotations[0].text
-    assert t2.ToyExplorer is ToyExplorer  # the notebook's `from adlib.viz import toy2d` reaches it
     fig = ex.figure_for(1, "reference")
     assert ex.numbers["steps"] == 1 and len(fig.data[TRACES.index("normal paths")].x) == 40 * 3
     assert len(ex.out.outputs) == 1 and "application/vnd.plotly.v1+json" in ex.out.outputs[0]["data"]

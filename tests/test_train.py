@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import adlib.train as train_mod
-from adlib.config import RunConfig
 from adlib.errors import AdlibError
-from adlib.train import CHECKPOINT, fit, lr_lambda
+from adlib.runs.config import RunConfig
+from adlib.runs.train import CHECKPOINT, fit, lr_lambda
+import adlib.runs.train as train_mod
 
 Z = torch.randn(20, 8, 4, 4, generator=torch.Generator().manual_seed(0))
 
@@ -64,8 +64,9 @@ def test_lr_schedule_warms_up_then_decays():
 
 
 def test_paper_recipe_and_epochs():
-    from adlib.cli import _config, parser
-    from adlib.config import recipe
+    from adlib.cli import parser
+    from adlib.cli.common import config_from_args as _config
+    from adlib.runs.config import recipe
     c = recipe("paper")
     assert (c.model, c.backbone, c.batch_size, c.lr, c.ema_decay, c.grad_checkpointing) == \
         ("dit-paper", "b4", 64, 5e-5, 0.999, True)

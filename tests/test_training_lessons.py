@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from adlib import scale
-from adlib.diffusion import ABAR
+from adlib.evaluation import scale
+from adlib.evaluation.throughput import count_flops
 from adlib.models import EpsGaussian, build_model
-from adlib.throughput import count_flops
-from adlib.viz import training as tv
+from adlib.models.controls import ZeroEps, control_model
+from adlib.schedule import ABAR
+from adlib.teach.viz import training as tv
 
 
 # ---- EMA
@@ -49,18 +50,19 @@ def test_ema_sentence_follows_the_numbers():
 
 # ---- controls and losses
 
-def test_control_is_the_base_or_zero():
+def test_control_is_the_base_or_the_untrained_network_which_is_zero():
     res = build_model("gaussian+conv", 8, 4, residual_kwargs=dict(hidden=8, depth=1))
-    name, c = tv.control_for(res)
-    assert c is res.base and "base" in name
-    name, c = tv.control_for(build_model("mlp", 8, 4, hidden=8, depth=1))
-    assert isinstance(c, tv.ZeroEps) and name.startswith("ε = 0")
+    name, c = control_model(res)
+    assert c is res.base and name == "zero-residual"
+    name, c = control_model(build_model("mlp", 8, 4, hidden=8, depth=1))
+    x = torch.randn(2, 8, 4, 4)
+    assert name == "untrained" and torch.equal(c(x, torch.tensor([5, 500])), torch.zeros_like(x))  # adaLN-Zero
 
 
 def test_zero_eps_loss_is_the_mean_square_noise():
     z = 5 * torch.randn(6, 4, 3, 3) + 2                # whatever the features, eps = 0 scores mean(n^2)
     n = torch.randn(z.shape, generator=torch.Generator().manual_seed(3))
-    assert tv.loss_at_t(tv.ZeroEps(), z, 123, seed=3) == pytest.approx(n.pow(2).mean().item(), rel=1e-5)
+    assert tv.loss_at_t(ZeroEps(), z, 123, seed=3) == pytest.approx(n.pow(2).mean().item(), rel=1e-5)
 
 
 def test_gaussian_eps_reaches_the_theoretical_loss():

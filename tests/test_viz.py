@@ -1,4 +1,4 @@
-"""adlib.viz: figure builders and the explorers' widget callbacks, driven without a browser."""
+"""adlib.teach.viz: figure builders and the explorers' widget callbacks, driven without a browser."""
 import math
 
 import numpy as np
@@ -7,7 +7,8 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from adlib import scoring, viz
+from adlib.method import scoring
+from adlib.teach import viz
 
 
 def _titles(fig):

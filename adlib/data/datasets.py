@@ -25,9 +25,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import AdlibError
-from .images import IMAGE_SUFFIXES, list_images, read_mask
-from .paths import MVTEC_SUBFOLDERS, resolve
+from adlib.data.images import IMAGE_SUFFIXES, list_images, read_mask
+from adlib.data.paths import MVTEC_SUBFOLDERS, resolve
+from adlib.errors import AdlibError
 
 ELPV_LICENSE = ("ELPV solar-cell images, CC BY-NC-SA 4.0: Buerhop-Lutz et al. 2018; Deitsch et al. 2019 "
                 "(https://github.com/zae-bayern/elpv-dataset)")
@@ -181,7 +181,7 @@ def load_root(root, split_seed: int = 0) -> Dataset:
 MIN_FOLDER_NORMALS = 5  # folder:: 2 train, 2 validation (what calibration needs) and 1 test normal at the least
 
 
-def _images_under(folder: Path, skip: Optional[Path] = None) -> list:
+def images_under(folder: Path, skip: Optional[Path] = None) -> list:
     """Image files anywhere under `folder` (suffix in any case), sorted by their path relative to it.
 
     Hidden files and folders (a leading dot: .DS_Store, ._x.png, .ipynb_checkpoints) are skipped, and so is
@@ -216,14 +216,14 @@ def load_folder(normal, anomalous=None, split_seed: int = 0, spec: Optional[str]
     if anomalous is not None and os.path.realpath(normal) == os.path.realpath(anomalous):
         raise AdlibError(f"--data {spec!r}: the normal and anomalous folders are the same ({normal}): give two folders")
     inner = lambda a, b: b is not None and Path(os.path.realpath(b)).is_relative_to(os.path.realpath(a))
-    good = _images_under(normal, skip=anomalous if inner(normal, anomalous) else None)
+    good = images_under(normal, skip=anomalous if inner(normal, anomalous) else None)
     if len(good) < MIN_FOLDER_NORMALS:
         raise AdlibError(f"{normal} holds {len(good)} normal image(s) ({', '.join(IMAGE_SUFFIXES)}, found recursively, "
                          f"hidden files skipped): folder: needs at least {MIN_FOLDER_NORMALS} to split into train, "
                          f"validation and test normals; add more normal images there")
     bad = []
     if anomalous is not None:
-        bad = _images_under(anomalous, skip=normal if inner(anomalous, normal) else None)
+        bad = images_under(anomalous, skip=normal if inner(anomalous, normal) else None)
         if not bad:
             raise AdlibError(f"{anomalous} holds no images ({', '.join(IMAGE_SUFFIXES)}, found recursively, hidden "
                              f"files skipped): put the anomalous images there, or give folder:{normal} alone to train only")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import AdlibError
+from adlib.errors import AdlibError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # integer data that may be deeper than 8 bits
@@ -45,7 +45,7 @@ def _max_pixels():
     return n or None
 
 
-def _open(path, what: str = "image") -> Image.Image:
+def open_image(path, what: str = "image") -> Image.Image:
     """The decoded image, turned upright by its EXIF orientation; undecodable or oversized -> AdlibError."""
     Image.MAX_IMAGE_PIXELS = _max_pixels()
     fix = "replace or remove it, or pass --skip-bad to skip undecodable images" if what == "image" else "replace it"
@@ -79,7 +79,7 @@ def _check_depth(bit_depth):
                          f"camera data), 0 for float images in [0, 1], or leave it unset to infer it")
 
 
-def _scaled(img: Image.Image, bit_depth, path) -> np.ndarray:
+def scaled_array(img: Image.Image, bit_depth, path) -> np.ndarray:
     """Deep or float gray: H x W float32 in [0, 1]; 8-bit: H x W x 3 uint8 (/255 after resizing)."""
     if img.mode in DEEP_MODES or img.mode == "F":
         a = np.asarray(img, dtype=np.float64)
@@ -115,8 +115,8 @@ def load_image(path, size: int, bit_depth=None) -> torch.Tensor:
     """
     global _aspect_warned
     _check_depth(bit_depth)
-    img = _open(path)
-    a = _scaled(img, bit_depth, path)
+    img = open_image(path)
+    a = scaled_array(img, bit_depth, path)
     lo, hi = (float(v) / (255 if a.dtype == np.uint8 else 1) for v in (a.min(), a.max()))
     if hi - lo < NEAR_CONSTANT:
         warnings.warn(f"image {path} is nearly constant (values {lo:.3g}..{hi:.3g} of 0..1): "
@@ -141,7 +141,7 @@ def infer_bit_depth(paths, sample: int = 64):
     deep_hi, float_lo, float_hi, first = None, math.inf, -math.inf, {}
     for i in picks:
         try:
-            img = _open(paths[i])
+            img = open_image(paths[i])
         except AdlibError:
             continue
         if img.mode in DEEP_MODES:
@@ -162,7 +162,7 @@ def infer_bit_depth(paths, sample: int = 64):
     return 0 if "float" in first else None
 
 
-def _upright_size(path) -> tuple:
+def upright_size(path) -> tuple:
     """(width, height) of an image as `load_image` sees it (after EXIF orientation), without decoding it."""
     try:
         with Image.open(path) as img:
@@ -174,7 +174,7 @@ def _upright_size(path) -> tuple:
 
 def read_mask(path) -> np.ndarray:
     """Full-size bool mask, upright by its EXIF orientation: any nonzero pixel (0/1 or 0/255) is anomalous."""
-    m = _open(path, "mask")
+    m = open_image(path, "mask")
     if m.mode in ("1", "L", "F") or m.mode in DEEP_MODES:
         return np.asarray(m) > 0
     return np.asarray(m.convert("RGB")).max(axis=2) > 0  # colour / palette masks: any nonzero channel
@@ -183,7 +183,7 @@ def read_mask(path) -> np.ndarray:
 def load_mask(path, image_path, size: int) -> torch.Tensor:
     """size x size bool tensor (nearest resize); the mask must have its image's size (both upright)."""
     m = read_mask(path)
-    w, h = _upright_size(image_path)
+    w, h = upright_size(image_path)
     if (m.shape[1], m.shape[0]) != (w, h):
         raise AdlibError(f"mask {path} is {m.shape[1]}x{m.shape[0]} but its image {image_path} is "
                          f"{w}x{h}: masks must match their image's size")

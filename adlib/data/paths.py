@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from ..errors import AdlibError
+from adlib.errors import AdlibError
 
 DATA_ENV = "ADLIB_DATA"
 MVTEC_SUBFOLDERS = ("mvtec_ad", "")  # mvtec:NAME looks in DATA/mvtec_ad/NAME, then DATA/NAME

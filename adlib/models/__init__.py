@@ -1,4 +1,4 @@
-"""epsilon-networks eps_theta(x_t, t) on C x h x w feature maps, as diffusers ModelMixin/ConfigMixin.
+"""Models, floor 3: epsilon-networks eps_theta(x_t, t) on C x h x w feature maps, as diffusers ModelMixin/ConfigMixin.
 
 One family per file, all saved and loaded with `save_pretrained` / `from_pretrained` (safetensors):
 - mlp.py      EpsMLP: the paper's cheapest model, a per-position MLP with adaLN timestep conditioning.
@@ -7,20 +7,21 @@ One family per file, all saved and loaded with `save_pretrained` / `from_pretrai
 - conv.py     EpsConv: a small 3 x 3 conv network (each position sees its neighbours).
 - gaussian.py EpsGaussian: the closed-form eps of a per-position Gaussian (fitted, not trained; DESIGN §6).
 - residual.py EpsResidual: a Gaussian base plus a learned residual of one of the families above.
-blocks.py holds the pieces the token denoisers share (TimeEmbed, AdaLNBlock, _TokenDenoiser).
+blocks.py holds the pieces the token denoisers share (TimeEmbed, AdaLNBlock, _TokenDenoiser); controls.py what a
+trained model is measured against (eps = 0, the zero residual, the untrained network).
 
 Models with a Gaussian part (`gaussian`, `gaussian+...` presets) have `fit_base(z)`: fit it to the
 training features before training (or pass `base=` an EpsGaussian or a saved one's folder).
 """
 from diffusers import ModelMixin
 
-from .blocks import AdaLNBlock, TimeEmbed, _TokenDenoiser  # noqa: F401 (kept importable from adlib.models)
-from .conv import EpsConv
-from .dit import EpsDiT
-from .gaussian import EpsGaussian, select_shrinkage
-from .mlp import EpsMLP
-from .residual import EpsResidual, denoising_loss
-from .unet import EpsUNet
+from adlib.models.blocks import AdaLNBlock, TimeEmbed, _TokenDenoiser
+from adlib.models.conv import EpsConv
+from adlib.models.dit import EpsDiT
+from adlib.models.gaussian import EpsGaussian, select_shrinkage
+from adlib.models.mlp import EpsMLP
+from adlib.models.residual import EpsResidual, denoising_loss
+from adlib.models.unet import EpsUNet
 
 __all__ = ["MODELS", "PRESETS", "build_model", "load_model", "EpsMLP", "EpsDiT", "EpsUNet", "EpsConv", "EpsGaussian",
            "EpsResidual", "TimeEmbed", "AdaLNBlock", "select_shrinkage", "denoising_loss"]
@@ -43,7 +44,7 @@ PRESETS = {  # name -> (class, kwargs); "dit-paper" is the paper's 1.2 B-paramet
 
 def build_model(name: str, channels: int, grid: int, **overrides) -> ModelMixin:
     """A fresh eps-network from a preset name (see PRESETS) for C = channels, h = w = grid."""
-    from ..errors import AdlibError
+    from adlib.errors import AdlibError
     if name not in PRESETS:
         raise AdlibError(f"unknown --model {name!r}: choose one of {', '.join(PRESETS)}")
     kind, kwargs = PRESETS[name]

@@ -12,7 +12,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .blocks import TimeEmbed
+from adlib.models.blocks import TimeEmbed
 
 
 def _layer_norm(x):

@@ -2,7 +2,7 @@
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
-from .blocks import _TokenDenoiser
+from adlib.models.blocks import _TokenDenoiser
 
 
 class EpsDiT(_TokenDenoiser, ModelMixin, ConfigMixin):

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
-from ..diffusion import ABAR
+from adlib.schedule import ABAR
 
 TARGETS = ("pooled", "identity")
 

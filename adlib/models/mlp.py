@@ -6,7 +6,7 @@ eps_ij = MLP(x_ij, t [, pos_ij]).
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
-from .blocks import _TokenDenoiser
+from adlib.models.blocks import _TokenDenoiser
 
 
 class EpsMLP(_TokenDenoiser, ModelMixin, ConfigMixin):

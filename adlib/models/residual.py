@@ -16,12 +16,12 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from ..diffusion import T, add_noise
-from .conv import EpsConv
-from .dit import EpsDiT
-from .gaussian import EpsGaussian
-from .mlp import EpsMLP
-from .unet import EpsUNet
+from adlib.models.conv import EpsConv
+from adlib.models.dit import EpsDiT
+from adlib.models.gaussian import EpsGaussian
+from adlib.models.mlp import EpsMLP
+from adlib.models.unet import EpsUNet
+from adlib.schedule import T, add_noise
 
 RESIDUALS = {"mlp": EpsMLP, "conv": EpsConv, "dit": EpsDiT, "unet": EpsUNet}
 

@@ -1,0 +1,56 @@
+"""Evaluate one trained run with one InvAD setting: metrics, speed, and decisions under its calibration.
+
+Decisions use the run's saved calibration (calibration.json: min-max and threshold fitted on disjoint parts
+of the normal validation images) when it was made for this S, grid and score; otherwise one is fitted now
+the same way. `transductive` fits the min-max on the test set itself (the paper's reference code); the
+threshold is then recomputed on the validation normals *scaled by that same min-max*, so a validation-scale
+threshold is never applied to test-scaled scores.
+"""
+import numpy as np
+
+from adlib.data import load_masks
+from adlib.errors import AdlibError
+from adlib.evaluation.bench import end_to_end_ips, invad_scorer, method_rows, timed_scorer
+from adlib.features.cache import decode
+from adlib.method import calibration, scoring
+
+
+def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=False, batch_size=32,
+                 n_timing=64, skip_bad=False, fpr=None) -> dict:
+    steps, grid, score = steps or run.cfg.steps, grid or run.cfg.grid, score or run.cfg.score
+    if len({s.label for s in data.test}) < 2:  # said before any feature is extracted, not by sklearn
+        missing = "normal" if all(s.label for s in data.test) else "anomalous"
+        raise AdlibError(f"--data {data.spec}: its test part has no {missing} images, and AUROC/AP/F1 need both classes"
+                         + ("; give a folder of anomalous images too: folder:NORMAL_DIR:ANOMALOUS_DIR"
+                            if data.spec.startswith("folder:") and missing == "anomalous" else ""))
+    z_val, _ = run.features(data.val, "val features", skip_bad)
+    z_test, test = run.features(data.test, "test features", skip_bad)
+    labels = np.array([s.label for s in test])
+    masks = load_masks(test, run.cfg.image_size) if data.has_masks else None
+    if data.spec == run.cfg.data:
+        cal = run.calibration(steps, grid, score, fpr, z_val=z_val)
+    else:  # other data (a category of a unified run, another folder): its own validation normals
+        cal = {**calibration.fit(run.scores(z_val, steps, grid), score, fpr or 0.05, seed=run.cfg.split_seed),
+               "steps": steps, "grid": grid, "source": f"fitted now on the validation normals of {data.spec}"}
+    norm = scoring.Normalizer(**cal["normalizer"])
+    scorer = invad_scorer(run.model, steps, grid, z_val[calibration.parts(len(z_val), run.cfg.split_seed)[0]], batch_size)
+    out, seconds = timed_scorer(scorer, z_test, batch_size)
+    if transductive:  # the paper's protocol: min-max fitted on this very test set
+        norm = scoring.Normalizer.fit(out)
+        cal = {**calibration.fit(scorer(z_val), score, cal["fpr"], normalizer=norm), "steps": steps, "grid": grid,
+               "source": "validation normals scaled by the test set's min-max (transductive)"}
+    out[score] = scoring.image_score(out, score, norm)  # on the calibration's scale (saved, or transductive)
+    chosen = {k: v for k, v in out.items() if k in (score, "map")}
+    row = method_rows("invad", chosen, labels, masks, run.cfg.image_size,
+                      dict(steps=steps, grid=grid, nfe=steps, transductive=transductive))[0]
+    images, _ = decode(test[:n_timing], run.cfg.image_size, skip_bad, bit_depth=run.bit_depth)
+    decided = out[score] > cal["threshold"]
+    full, alone = end_to_end_ips(run, images, scorer, batch_size)
+    row.update(images_per_second=full, backbone_images_per_second=alone, backbone_ratio=full / alone,
+               score_images_per_second=len(z_test) / seconds, batch_size=batch_size, device=run.device,
+               threshold=cal["threshold"], threshold_fpr_on_val=cal["fpr"], fpr_guaranteed=cal["fpr_guaranteed"],
+               calibration=cal["source"], n_val=cal["n_val"],
+               test_fpr=float(decided[labels == 0].mean()), test_tpr=float(decided[labels == 1].mean()))
+    return {"data": data.spec, "run": str(run.path), "n_train": len(data.train), "n_test": len(test), "n_anomalous": int(labels.sum()),
+            "seed": run.cfg.seed, "backbone_images_per_second": alone,
+            "methods": [row]}

@@ -1,0 +1,223 @@
+"""A run directory: train one into being, or load one to score images.
+
+RUN/config.json  the RunConfig          RUN/split.json   which file went where
+RUN/stats.safetensors  standardisation  RUN/model, RUN/ema  eps-networks (save_pretrained)
+RUN/loss.csv     iteration,loss,lr      RUN/checkpoint.pt  the resumable training state
+RUN/calibration.json  min-max and threshold fitted on normal validation images
+"""
+import hashlib
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from adlib.data import load_spec
+from adlib.data.images import infer_bit_depth
+from adlib.errors import AdlibError
+from adlib.features.backbone import FeatureExtractor
+from adlib.features.cache import atomic_save, extract
+from adlib.features.standardize import fit_stats, standardize
+from adlib.files import atomic_write_text, recover_dir, write_json
+from adlib.method import calibration, scoring
+from adlib.method.inversion import invert, make_grid
+from adlib.models import build_model, load_model
+from adlib.runs.config import RunConfig
+from adlib.runs.train import atomic_save_pretrained, fit, lr_lambda, pick_device
+
+
+class Run:
+    """A trained run: features -> standardise -> DDIM inversion -> scores, and its calibrated decisions."""
+
+    def __init__(self, path, weights: str = "ema", device: str = None):
+        """device: where the backbone and the eps-network run; None = the run's own (`auto` picks CUDA when
+        present; a run trained on CUDA opens on the CPU of a machine without one)."""
+        self.path = Path(path)
+        self.cfg = RunConfig.load(self.path / "config.json")
+        self.device = pick_device(device or ("cpu" if self.cfg.device == "cpu" else "auto"))
+        recover_dir(self.path / weights)
+        if weights not in ("ema", "model") and not (self.path / weights / "config.json").is_file():
+            snaps = ", ".join(p.relative_to(self.path).as_posix() for p in sorted(self.path.glob("snapshots/iter_*")))
+            raise AdlibError(f"--weights {weights}: no such weights in {self.path}; use ema, model"
+                             + (f" or one of {snaps}" if snaps else ""))
+        if not (self.path / weights / "config.json").is_file():
+            raise AdlibError(f"{self.path / weights} is missing: the run did not finish; "
+                             f"continue it with `adlib train --data {self.cfg.data} --out {self.path} --resume`")
+        self.weights = weights  # which weights folder was opened: ema, model or snapshots/iter_N
+        self.model = load_model(self.path / weights).eval().to(self.device)
+        self.stats = load_file(self.path / "stats.safetensors")
+        self._extractor = None
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        if self._extractor is None:
+            self._extractor = FeatureExtractor(self.cfg.backbone, self.cfg.image_size).to(self.device)
+        return self._extractor
+
+    @property
+    def bit_depth(self):
+        """The bit depth images are scaled by; None (each image by its own range) for 8-bit data, where it is the
+        same as 8, and for runs saved before it existed."""
+        return decode_depth(self.cfg.bit_depth)
+
+    def features(self, samples, desc="features", skip_bad=False):
+        """Standardised features of the samples (cached) and the samples kept."""
+        z, kept = extract(self.extractor, samples, desc=desc, skip_bad=skip_bad, device=self.device,
+                          bit_depth=self.bit_depth)
+        return standardize(z, self.stats), kept
+
+    def invert(self, z, steps=None, grid=None, batch_size=64, trajectory=False):
+        points = make_grid(steps or self.cfg.steps, grid or self.cfg.grid)
+        outs = [_to_cpu(invert(self.model, z[i:i + batch_size].to(self.device), points, trajectory))
+                for i in range(0, len(z), batch_size)]
+        if not trajectory:
+            return torch.cat(outs)
+        return outs[0][0] if len(outs) == 1 else torch.cat([o[0] for o in outs]), \
+            [torch.cat([o[1][k] for o in outs]) for k in range(len(points))]
+
+    def scores(self, z, steps=None, grid=None) -> dict:
+        """nll, diff (numpy) and the norm map (B x h x w) of the inverted latents."""
+        return scoring.raw_scores(self.invert(z, steps, grid))
+
+    def calibration(self, steps=None, grid=None, score=None, fpr=None, z_val=None) -> dict:
+        """The saved calibration when it was made for this S, grid, score (and fpr); else one fitted now, the
+        same way, on the run's normal validation images (`z_val`: their standardised features, if at hand)."""
+        steps, grid, score = steps or self.cfg.steps, grid or self.cfg.grid, score or self.cfg.score
+        path = self.path / calibration.FILE
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if (saved.get("steps"), saved.get("grid"), saved.get("score")) == (steps, grid, score) \
+                    and "fpr_guaranteed" in saved and (fpr is None or saved["fpr"] == fpr):
+                return {**saved, "source": str(path)}
+        if z_val is None:
+            z_val, _ = self.features(load_spec(self.cfg.data, self.cfg.split_seed).val, "val features")
+        record = calibration.fit(self.scores(z_val, steps, grid), score, 0.05 if fpr is None else fpr,
+                                 seed=self.cfg.split_seed)
+        return {"steps": steps, "grid": grid, **record, "source": "fitted now on the validation normals"}
+
+
+def _to_cpu(out):
+    """Inversion results come back to the CPU, where scores and metrics are computed."""
+    return out.cpu() if torch.is_tensor(out) else (out[0].cpu(), [x.cpu() for x in out[1]])
+
+
+def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, skip_bad: bool = False) -> Run:
+    """Features -> standardisation -> training -> RUN/; under `accelerate launch` only the main process writes.
+
+    Every option is checked before the run folder is created, so bad input never leaves a half-made run."""
+    from accelerate import PartialState
+    out = Path(out)
+    if (out / "config.json").is_file():
+        if not resume:
+            raise AdlibError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
+        saved = RunConfig.load(out / "config.json")
+        saved.check_resume(cfg, out)
+    state = PartialState(cpu=pick_device(cfg.device) == "cpu")  # fails early on --device cuda without CUDA
+    check_options(cfg, state.num_processes)
+    t0 = time.perf_counter()
+    data = load_spec(cfg.data, cfg.split_seed)
+    calibration.check_validation_size(len(data.val), f"--data {cfg.data}", warn_few=False)
+    if cfg.bit_depth < 0:  # resolved once from the training images, saved, and used for every later image
+        cfg = replace(cfg, bit_depth=_bit_depth(data.train))
+    extractor = FeatureExtractor(cfg.backbone, cfg.image_size).to(state.device)
+    with state.main_process_first():  # the main process fills the feature cache, the others read it
+        depth = decode_depth(cfg.bit_depth)
+        z_train, train = extract(extractor, data.train, desc="train features", skip_bad=skip_bad,
+                                 device=state.device, bit_depth=depth)
+        z_val, val = extract(extractor, data.val, desc="val features", skip_bad=skip_bad,
+                             device=state.device, bit_depth=depth)
+    calibration.check_validation_size(len(val), f"--data {cfg.data}")  # what is left after skipping bad images
+    cfg = replace(cfg, iters=cfg.iters_for(len(train)))
+    if resume and (out / "config.json").is_file():
+        saved.check_resume(cfg, out)  # now that epochs and bit depth are resolved
+    record = data.split_record()  # the files actually kept: what the processes compare and the run used
+    kept = {s.path for s in train + val}
+    record.update(train=[s.path for s in train], val=[s.path for s in val],
+                  skipped_files=[s.path for s in data.train + data.val if s.path not in kept])
+    record["skipped"] = len(record["skipped_files"])
+    digest = _same_split_everywhere(state, record)
+    stats = fit_stats(z_train, cfg.standardize)
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be good
+        atomic_save({k: v.contiguous() for k, v in stats.items()}, out / "stats.safetensors")
+        cfg.save(out / "config.json")
+        write_json(record, out / "split.json")
+    state.wait_for_everyone()
+    t1 = time.perf_counter()
+    raw, ema, losses, _ = fit(cfg, standardize(z_train, stats), out, resume=resume, progress=progress)
+    if state.is_main_process:
+        write_json({"features_seconds": round(t1 - t0, 1), "train_seconds": round(time.perf_counter() - t1, 1),
+                    "iters": cfg.iters, "resumed": resume, "processes": state.num_processes,
+                    "effective_batch": cfg.batch_size, "split_sha256": digest}, out / "timing.json")
+        atomic_save_pretrained(raw, out / "model")
+        atomic_save_pretrained(ema, out / "ema")
+        lr = [cfg.lr * lr_lambda(cfg)(i) for i in range(len(losses))]
+        atomic_write_text(out / "loss.csv", "iter,loss,lr\n" + "".join(f"{i + 1},{l:.6f},{r:.3e}\n" for i, (l, r) in enumerate(zip(losses, lr))))
+    state.wait_for_everyone()
+    run = Run(out, device=state.device.type)
+    run.num_processes = state.num_processes
+    if state.is_main_process:
+        calibrate(run, standardize(z_val, stats))
+    return run
+
+
+def check_options(cfg: RunConfig, num_processes: int = 1):
+    """Options that would otherwise fail only inside training, after files were written."""
+    if cfg.batch_size % num_processes:
+        raise AdlibError(f"--batch-size {cfg.batch_size} is the effective batch of {num_processes} processes: "
+                         f"use a multiple of {num_processes}")
+    if cfg.bit_depth not in (-1, 0, *range(8, 17)):
+        raise AdlibError(f"--bit-depth {cfg.bit_depth}: use 8..16 for integer images, 0 for float images in [0, 1]")
+    from adlib.features.backbone import BACKBONES
+    channels = BACKBONES[cfg.backbone]["channels"] if cfg.backbone in BACKBONES else 8
+    try:
+        with torch.device("meta"):  # builds the network's shapes only: no memory, even for the 1.2 B DiT
+            build_model(cfg.model, channels, max(1, cfg.image_size // 16), **cfg.model_kwargs)
+    except TypeError as e:
+        raise AdlibError(f"model settings {cfg.model_kwargs} do not fit --model {cfg.model}: {e}") from None
+
+
+def fingerprint(run, weights: str) -> str:
+    """sha256 of what decides the run's scores: its config, standardisation, calibration and weights files."""
+    h = hashlib.sha256()
+    files = [run.path / "config.json", run.path / "stats.safetensors", run.path / calibration.FILE]
+    for p in files + sorted((run.path / weights).rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(run.path).as_posix().encode())
+            with open(p, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def decode_depth(bit_depth: int):
+    """The config's bit depth as the decoder takes it: None (each image by its own range) for 8-bit data, where it
+    is the same as 8 and shares one cache entry per image, and for runs saved before the field existed."""
+    return None if bit_depth in (-1, 8) else bit_depth
+
+
+def _bit_depth(samples) -> int:
+    """Bits of the training images (8 for ordinary 8-bit files), inferred once per run."""
+    found = infer_bit_depth([s.path for s in samples])
+    return 8 if found is None else found
+
+
+def _same_split_everywhere(state, record) -> str:
+    """sha256 of the split; under several processes every one must have drawn the same split."""
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+    if state.num_processes > 1:
+        from accelerate.utils import gather_object
+        if len(set(gather_object([digest]))) != 1:
+            raise AdlibError("the processes drew different train/val/test splits: give every process the same "
+                             "--data and --split-seed, and the same files")
+    return digest
+
+
+def calibrate(run: Run, z_val, fpr: float = 0.05) -> dict:
+    """Fit the combined score's min-max and a threshold at `fpr` on normal validation features (adlib/calibration.py)."""
+    cal = {"steps": run.cfg.steps, "grid": run.cfg.grid,
+           **calibration.fit(run.scores(z_val), run.cfg.score, fpr, seed=run.cfg.split_seed)}
+    write_json(cal, run.path / calibration.FILE)
+    return cal

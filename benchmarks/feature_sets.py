@@ -1,0 +1,29 @@
+"""The benchmarks' one feature loader: cached backbone features of a dataset's train / val / test parts.
+
+    raw = raw_features("elpv:poly:dev")           # {part: (N x C x h x w features, samples)}
+    z, stats = standardized(raw, "whiten")         # {part: features}, fitted on raw["train"] (adlib.features)
+"""
+import numpy as np
+
+from adlib.data import load_spec
+from adlib.features.backbone import FeatureExtractor
+from adlib.features.cache import extract
+from adlib.features.standardize import fit_stats, standardize
+
+PARTS = ("train", "val", "test")
+
+
+def raw_features(spec: str, split_seed: int = 0, backbone: str = "lite0", image_size: int = 256) -> dict:
+    """{part: (features, samples)} for train, val and test, from the feature cache (extracted once)."""
+    data, extractor = load_spec(spec, split_seed), FeatureExtractor(backbone, image_size)
+    return {part: extract(extractor, getattr(data, part), desc=part) for part in PARTS}
+
+
+def standardized(raw: dict, how: str) -> tuple:
+    """({part: standardised features}, stats) with the statistics of `how` fitted on the training part."""
+    stats = fit_stats(raw["train"][0], how)
+    return {part: standardize(z, stats) for part, (z, _) in raw.items()}, stats
+
+
+def test_labels(raw: dict) -> np.ndarray:
+    return np.array([s.label for s in raw["test"][1]])
