@@ -55,6 +55,7 @@ def atomic_replace_dir(write, path) -> Path:
     old = path.with_name(f".{path.name}.old")
     try:
         write(tmp)
+        _plain_permissions(tmp)  # e.g. save_pretrained's safetensors file comes out 0600
         if path.exists():
             if old.exists():
                 shutil.rmtree(old)
@@ -66,6 +67,14 @@ def atomic_replace_dir(write, path) -> Path:
     if old.exists():
         shutil.rmtree(old)
     return path
+
+
+def _plain_permissions(folder: Path):
+    """Give everything under `folder` the permissions a plain write gives (files 0666, folders 0777, less the umask)."""
+    mask = current_umask()
+    for p in Path(folder).rglob("*"):
+        if not p.is_symlink():
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
 
 
 def recover_dir(path) -> Path:

@@ -117,3 +117,13 @@ def test_the_command_line_answers_help_without_importing_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_the_readme_layout_tree_matches_the_folders():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    named = {line.split()[0].rstrip("/") for line in block.splitlines()[2:] if line.strip()}
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")}
+    shared = {line.split()[i] for line in block.splitlines() if "files.py" in line for i in range(3)}
+    assert named - {"errors.py"} == folders
+    assert shared == {p.name for p in PACKAGE.iterdir() if p.suffix == ".py"} - {"__init__.py", "__main__.py"}

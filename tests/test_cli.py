@@ -141,9 +141,11 @@ def test_make_mini_mvtec_refuses_a_non_empty_folder(tmp_path, capsys):
 # --- training: success, and the run's split record -----------------------------------------------
 
 def test_train_writes_a_run(run64):
-    for name in ("config.json", "split.json", "stats.safetensors", "calibration.json", "loss.csv"):
+    for name in ("config.json", "split.json", "stats.safetensors", "calibration.json"):
         assert (run64 / name).is_file(), name
-    assert (run64 / "ema" / "config.json").is_file()
+    # the default model is closed-form: stored once in model/, no ema/ copy and no loss curve (issue 20)
+    assert (run64 / "model" / "config.json").is_file() and not (run64 / "ema").exists()
+    assert not (run64 / "loss.csv").exists()
     split = json.loads((run64 / "split.json").read_text())
     assert split["skipped"] == 0
     assert len(split["train"]) == 22 and len(split["val"]) == 2 and len(split["test"]) == 5

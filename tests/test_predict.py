@@ -86,7 +86,8 @@ def test_csv_maps_and_report(predicted, tiny_run, mini):
     assert c["method"] in html and c["source"] in html and f"{100 * c['fpr_guaranteed']:.1f} %" in html
     assert f"<b>{c['n_val']}</b> normal validation images" in html
     assert f"{threshold:.6g}" in html
-    assert not re.search(r"""(src|href)=["']?(https?:|//)""", html) and "<script" not in html
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", html)  # one self-contained file:
+    assert "<script>" in html and "<script src" not in html and "<link" not in html  # inline script, no loads
 
 
 def test_scores_are_the_runs_own(predicted, tiny_run, mini):
@@ -329,5 +330,5 @@ def test_report_in_headless_chromium(predicted):
         finally:
             browser.close()
     assert console == []
-    assert len(widths) == 2 * len(_rows(predicted)) and min(widths) > 0  # every thumbnail and map loaded
+    assert len(widths) == 3 * len(_rows(predicted)) and min(widths) > 0  # every image, map and overlay loaded
     assert all(u.startswith(predicted.as_uri()) for u in requests), [u for u in requests if "file:" not in u][:3]

@@ -93,6 +93,8 @@ def test_shell_paradox_inside_the_shell_ranks_typicality_backwards():
     assert "BACKWARDS" in text and "inside the shell" in text and "distance from the origin" in text
     assert "does not carry normal features onto the prior's typical set" in text
     assert "about as far out" in text
+    wider = " ".join(shell.shell_sentences(s, train_ratio=0.29 / 1.4))   # 1.4x is not 'about as far out'
+    assert "about as far" not in wider and "1.4× as far from the origin" in wider
     curve = shell.typicality_curve(_latents(ratios), labels, [0.0, math.sqrt(256)])
     assert curve[0] == pytest.approx(s["auroc_nll"]) and curve[1] == pytest.approx(s["auroc_typicality"])
 
@@ -113,7 +115,9 @@ def test_shell_sentences_follow_the_numbers_in_other_cases():
 
 
 def test_input_sentence():
-    assert "about as far out" in shell.input_sentence(0.4, 0.5, "whiten", 36, 192)
+    assert "about as far out" in shell.input_sentence(0.4, 0.42, "whiten", 36, 192)
+    assert "1.2× as far out" in shell.input_sentence(0.4, 0.5, "whiten", 36, 192)   # the wording follows the ratio
+    assert "about as far" not in shell.input_sentence(0.41, 0.58, "whiten", 36, 192)
     far = shell.input_sentence(0.42, 10.7, "whiten", 36, 192)
     assert "25.5× farther out" in far and "36 training images in 192 channels" in far
     assert "channels" not in shell.input_sentence(1.0, 5.0, "whiten", 500, 192)

@@ -84,7 +84,8 @@ def test_a_one_image_validation_split_makes_no_run(tmp_path, monkeypatch):
     monkeypatch.setenv("ADLIB_CACHE", str(tmp_path / "cache"))
     data = make_mini_mvtec(tmp_path / "cat", seed=1, size=64, n_train=12, n_test_good=1, n_test_per_defect=1)
     with pytest.raises(AdlibError, match="1 normal validation image"):
-        train_run(RunConfig(data=str(data), image_size=64, iters=2, batch_size=2), tmp_path / "run", progress=False)
+        train_run(RunConfig(data=str(data), image_size=64, iters=2, batch_size=2, calibration="split"), tmp_path / "run",
+                  progress=False)  # a cross-fitted (closed-form) run would calibrate on all 12 normals instead
     assert not (tmp_path / "run").exists()
 
 

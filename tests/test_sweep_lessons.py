@@ -98,3 +98,48 @@ def test_step_explorer_callback():
     assert ex.out.outputs and "application/vnd.plotly.v1+json" in ex.out.outputs[0]["data"]
     fig, nums = ex.figure_for(1, "combined", "reference")
     assert nums is None and "not run" in fig.layout.title.text
+
+
+def test_speeds_follow_one_formula_from_the_medians_shown():
+    """Issue 22: the table's images/s and x backbone are 1/(1/B + 1/H) of the medians it prints, spread shown."""
+    seconds = {"backbone": [2.0, 2.2, 1.9, 3.0], "cheap": [0.1, 0.12, 0.1, 0.5], "slow": [2.0, 2.0, 2.1, 1.9]}
+    rows, back = sl.speed_from_seconds(seconds, 16)
+    B = back["images_per_second"]
+    assert B == pytest.approx(16 / np.median(seconds["backbone"])) and back["spread"] > 0 and back["rounds"] == 4
+    for name, r in rows.items():
+        H = r["head_images_per_second"]
+        assert r["images_per_second"] == pytest.approx(1 / (1 / B + 1 / H))
+        assert r["backbone_ratio"] == pytest.approx(r["images_per_second"] / B) and r["backbone_ratio"] < 1
+        assert r["head_ms_per_image"] == pytest.approx(1e3 / H)
+    assert rows["cheap"]["backbone_ratio"] > rows["slow"]["backbone_ratio"]
+    assert rows["cheap"]["head_spread"] > rows["slow"]["head_spread"]
+
+
+def test_design_chosen_on_the_development_half_reported_on_the_other():
+    from adlib.data.datasets import Sample
+    test = [Sample(f"n{i}.png", 0) for i in range(20)] + [Sample(f"a{i}.png", 1) for i in range(10)]
+    dev = sl.dev_mask(test)
+    labels = np.array([s.label for s in test])
+    assert dev.sum() == 15 and labels[dev].sum() == 5 and labels[~dev].sum() == 5   # each class halved
+    rows = [dict(name="invad S=1", dev_auroc=0.9, held_auroc=0.7, image_auroc=0.8),
+            dict(name="invad S=3", dev_auroc=0.8, held_auroc=0.95, image_auroc=0.87),
+            dict(name="invad zero-residual S=3", dev_auroc=0.7, held_auroc=0.7, image_auroc=0.7),
+            dict(name="padim", dev_auroc=0.85, held_auroc=0.86, image_auroc=0.85)]
+    chosen = {r["name"]: r for r in sl.choose_on_dev(rows, "invad zero-residual")}
+    assert set(chosen) == {"invad S=1", "invad zero-residual S=3", "padim"}   # S=1 won on dev, not S=3 on held-out
+    assert chosen["invad S=1"]["image_auroc"] == 0.7 and chosen["invad S=1"]["all_auroc"] == 0.8
+    v = np.r_[np.zeros(20), np.ones(10)]
+    assert sl.half_aurocs(v, labels, dev) == (1.0, 1.0)
+
+
+def test_ties_follow_standard_errors_when_labels_are_given():
+    labels = np.r_[np.zeros(118), np.ones(313)]
+    assert sl.plateau_step({1: 0.940, 3: 0.948, 10: 0.954}, labels=labels) == 1       # all within 2 se
+    assert sl.plateau_step({1: 0.940, 3: 0.948, 10: 0.954}) == 10                     # the old fixed 0.005 calls 0.006 a gain
+    assert sl.plateau_step({1: 0.70, 3: 0.95, 10: 0.954}, labels=labels) == 3
+    s = " ".join(sl.method_sentences(ROWS, "invad zero-residual", "zero-residual", labels=np.r_[np.zeros(10), np.ones(10)]))
+    assert "No clear winner" in s and "±" in s and "standard errors" in s
+    n = dict(t_from=0, t_to=999, abar_from=0.9999, abar_to=4e-5, c_z=0.006, c_eps=1.0, noise_std=0.01, eps_norm=0.01,
+             z_norm=1.0, eps_share=0.99, eps_cos=0.99, max_error=0.0)
+    assert "does *not* collapse" in " ".join(sl.one_step_sentences(n, {1: 0.948, 3: 0.954}, labels=labels))
+    assert "single step loses" in " ".join(sl.one_step_sentences(n, {1: 0.70, 3: 0.954}, labels=labels))

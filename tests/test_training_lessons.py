@@ -147,3 +147,17 @@ def test_walkthrough_rows_and_arithmetic():
     assert not any(k.startswith("measured") for _, _, k in no_cpu) and no_cpu[-1][2] == "estimate"
     md = scale.rows_markdown(rows)
     assert md.count("\n") == len(rows) + 1
+
+
+def test_per_image_losses_average_to_the_kits_loss_and_verdicts_use_standard_errors():
+    from adlib.models import denoising_loss
+    z = torch.randn(12, 4, 3, 3, generator=torch.Generator().manual_seed(0))
+    per = tv.per_image_losses(ZeroEps(), z, n_t=4)
+    assert per.shape == (12,) and per.mean() == pytest.approx(denoising_loss(ZeroEps(), z, n_t=4), rel=1e-5)
+    at = tv.per_image_losses(ZeroEps(), z, n_t=1, t=500)
+    assert at.mean() == pytest.approx(tv.loss_at_t(ZeroEps(), z, 500), rel=1e-5)
+    text, c = tv.paired_loss_verdict(per - 0.5, per, "ε = 0")
+    assert c["verdict"] == "lower" and "beyond 2 standard errors below" in text
+    noise = np.random.default_rng(0).normal(0, 0.01, 12)
+    text, c = tv.paired_loss_verdict(per + noise, per, "ε = 0")
+    assert c["verdict"] == "tie" and "within 2 standard errors" in text and "±" in text

@@ -11,7 +11,7 @@ SPEC_HELP = ("elpv:mono|poly|all[:dev|test], mvtec:PATH_TO_CATEGORY, mvtec-root:
 
 
 MODEL_PRESETS = ("mlp | mlp-pos | conv | unet | dit | dit-paper | gaussian | gaussian+mlp | gaussian+conv | "
-                 "gaussian+dit")  # adlib.models.PRESETS (not imported here: diffusers is slow to import)
+                 "gaussian+dit | standard")  # adlib.models.PRESETS (not imported here: diffusers is slow to import)
 
 
 def json_object(text: str, option: str) -> dict:
@@ -30,7 +30,7 @@ def json_object(text: str, option: str) -> dict:
 TRAIN_OPTIONS = {
     "backbone": (["lite0", "b4"], "lite0 works offline; b4 is the paper's (its weights are a download)"),
     "image_size": (int, "input size in pixels"),
-    "standardize": (["none", "channel", "position", "whiten"], "feature standardisation"),
+    "standardize": (["none", "channel", "position", "whiten", "auto"], "feature standardisation (auto: whiten by the Gaussian most likely on held-out normal features)"),
     "model": (str, "a preset: " + MODEL_PRESETS + "; `gaussian` is fitted in seconds, `gaussian+conv` trains a "
                    "residual over it"),
     "model_kwargs": (lambda text: json_object(text, "--model-kwargs"),
@@ -45,6 +45,11 @@ TRAIN_OPTIONS = {
     "split_seed": (int, "seed of the train/val/test split"),
     "bit_depth": (int, "bits of integer images (8..16; 0 = float images in [0, 1]); -1 infers it from the "
                        "training images"),
+    "calibration": (["auto", "cross-fit", "split"], "how the threshold is fitted: cross-fit scores every normal "
+                    "image with a model fitted without it (closed-form models); split uses the validation normals; "
+                    "auto picks"),
+    "folds": (int, "cross-fitting folds; 0 = 10, or leave-one-out below 10 normals"),
+    "val_share": (float, "share of the normals held out for validation (-1: the dataset's own split)"),
 }
 
 
@@ -61,8 +66,18 @@ def train_options(p, required_out=True, data_help=None):
     for name, (kind, text) in TRAIN_OPTIONS.items():
         typed = {"choices": kind} if isinstance(kind, list) else {"type": kind}
         p.add_argument("--" + name.replace("_", "-"), **typed, help=f"{text} (cpu recipe: {getattr(d, name)})")
+    p.add_argument("--grad-checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                   help="recompute block activations in backward, memory for time (cpu recipe: off; paper: on)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--skip-bad", action="store_true", help="skip (and count) images that cannot be decoded")
+
+
+def add_precision(p, alias_bf16: bool = False):
+    """--precision {fp32,bf16} (default: bf16 on CUDA, fp32 on the CPU; adlib/method/precision.py)."""
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="autocast of backbone and eps-network (default: bf16 on CUDA, fp32 on the CPU)")
+    if alias_bf16:
+        p.add_argument("--bf16", action="store_true", help="the same as --precision bf16 (kept for old scripts)")
 
 
 def check_positive(**options):
@@ -94,7 +109,7 @@ def config_from_args(a):
     """The recipe's RunConfig with every option given on the command line applied over it."""
     from adlib.runs.config import recipe
     check_positive(iters=a.iters, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, image_size=a.image_size)
-    given = {k: getattr(a, k) for k in TRAIN_OPTIONS if getattr(a, k) is not None}
+    given = {k: getattr(a, k) for k in (*TRAIN_OPTIONS, "grad_checkpointing") if getattr(a, k, None) is not None}
     if "iters" in given and "epochs" not in given:
         given["epochs"] = 0.0  # an explicit --iters beats the recipe's epochs
     return recipe(a.recipe, data=a.data, **given)

@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from adlib.cli.common import check_steps
+from adlib.cli.common import add_precision, check_steps
 from adlib.deploy import OPSET
 from adlib.errors import AdlibError
 from adlib.method import SCORES
@@ -30,6 +30,7 @@ def add_predict_parser(sub):
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to score (default: the run's)")
     p.add_argument("--weights", default="ema", help="ema (default), model (raw), or snapshots/iter_NNNNNN")
+    add_precision(p)
     p.add_argument("--skip-bad", action="store_true", help="list undecodable images as skipped instead of stopping")
     p.add_argument("--no-maps", action="store_true", help="write no overlay pictures (faster)")
     p.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto",
@@ -43,11 +44,12 @@ def add_predict_parser(sub):
 
 def cmd_predict(a):
     from adlib.deploy.predict import predict
+    from adlib.deploy.report import promise
     if a.batch_size <= 0:
         raise AdlibError(f"--batch-size {a.batch_size} must be positive")
     if a.onnx is not None and a.engine == "torch":
         raise AdlibError(f"--onnx {a.onnx} scores with onnxruntime, --engine torch with torch: give one of them")
-    run = open_run(a.run_dir, a.weights, a.device)
+    run = open_run(a.run_dir, a.weights, a.device, a.precision)
     try:
         s = predict(run, a.inputs, a.out, a.steps, a.grid, a.score, a.fpr, a.batch_size, a.skip_bad,
                     maps=not a.no_maps, weights=a.weights, engine=a.engine, onnx=a.onnx)
@@ -60,11 +62,13 @@ def cmd_predict(a):
     print(f"engine: {engine} ({s['engine_reason']})", file=sys.stderr)
     if s["hint"]:
         print(f"hint: {s['hint']}", file=sys.stderr)
+    skipped_now = f", skipped {s['skipped_now']} undecodable" if s.get("skipped_now") else ""
     print(f"{s['images']} images: {s['anomalous']} anomalous, {s['normal']} normal"
           + (f", {s['skipped']} skipped (undecodable)" if s["skipped"] else "")
-          + (f"; scored {s['scored_now']} now at {speed:.1f} images/s" if speed else "; nothing left to score")
-          + f" (threshold {c['threshold']:.4g} on {c['score']}, false-positive rate <= {c['fpr']:.1%} on "
-          f"normal validation images); wrote {a.out}/predictions.csv, report.html")
+          + (f"; scored {s['scored_now']} now at {speed:.1f} images/s{skipped_now}" if speed else
+             f"; none scored now{skipped_now}" if skipped_now else "; nothing left to score")
+          + f" (threshold {c['threshold']:.4g} on {c['score']}: {promise(c, '<=')}); "
+          f"wrote {a.out}/predictions.csv, report.html")
 
 
 def add_export_parser(sub):
@@ -91,7 +95,7 @@ def add_export_parser(sub):
 
 
 def cmd_export(a):
-    from adlib.deploy.export import default_path, require
+    from adlib.deploy.export import default_path, require, tolerance_text
     out = None if a.out is None else Path(a.out)
     if out is not None and out.is_dir():
         raise AdlibError(f"--out {out} is a folder: give the .onnx file to write, e.g. {out / 'model.onnx'}")
@@ -119,10 +123,14 @@ def cmd_export(a):
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {r['seconds']:.0f} s): input images float32 "
           f"B x 3 x {size} x {size} in [0, 1]; outputs score, map ({size // 16} x {size // 16}), pixel_map; "
           f"{m['score']} score, S={m['steps']} {m['grid']} grid, anomalous above {float(m['threshold']):.4g} "
-          f"(fpr {m['fpr']}); onnxruntime matches torch within {r['check']['map_abs']:.1e} on the map{used}")
+          f"(fpr {m['fpr']}){used}")
+    if r["check"]:
+        c = r["check"]
+        print(f"checked against torch on two random images ({tolerance_text()}): largest differences "
+              f"{c['map_abs']:.1e} on the map, {c['pixel_map_abs']:.1e} on the pixel map, {c['score_abs']:.1e} on the score")
 
 
-def open_run(path, weights: str = "ema", device: str = None):
+def open_run(path, weights: str = "ema", device: str = None, precision: str = None):
     """The Run in `path`, or one line saying why it is not a complete run."""
     from adlib.runs.run import Run
     path = Path(path)
@@ -134,7 +142,7 @@ def open_run(path, weights: str = "ema", device: str = None):
         raise AdlibError(f"{path / 'stats.safetensors'} is missing: the run {path} did not finish; continue it "
                          f"with `adlib train ... --out {path} --resume`")
     try:
-        return Run(path, weights, device)
+        return Run(path, weights, device, precision)
     except (ValueError, TypeError, KeyError, OSError) as e:  # damaged JSON or weights
         raise AdlibError(f"run {path} cannot be read ({e.__class__.__name__}: {str(e)[:120]}): "
                          f"it is damaged; train it again") from None

@@ -2,8 +2,8 @@
 import sys
 from pathlib import Path
 
-from adlib.cli.common import (MODEL_PRESETS, SPEC_HELP, check_positive, check_steps, config_from_args, int_list,
-                              print_report, train_options)
+from adlib.cli.common import (MODEL_PRESETS, SPEC_HELP, add_precision, check_positive, check_steps, config_from_args,
+                              int_list, print_report, train_options)
 from adlib.errors import AdlibError
 from adlib.files import write_json
 from adlib.method import SCORES
@@ -13,7 +13,7 @@ def cmd_evaluate(a):
     from adlib.data import load_spec
     from adlib.evaluation.evaluate import evaluate_run
     from adlib.runs.run import Run
-    run = Run(a.run_dir, a.weights, a.device)
+    run = Run(a.run_dir, a.weights, a.device, a.precision)
     if a.fpr is not None and not 0 < a.fpr < 1:
         raise AdlibError(f"--fpr {a.fpr} must be between 0 and 1, e.g. 0.05")
     if a.steps is not None:
@@ -35,16 +35,16 @@ def cmd_compare(a):
     from adlib.data import load_spec
     from adlib.evaluation.bench import compare
     from adlib.runs.config import FEATURE_KEYS
-    from adlib.runs.run import Run, train_run
+    from adlib.runs.run import Run, finished, train_run
     steps = int_list(a.steps, "--steps", "1,2,3,5,10")
     check_steps(steps, a.grid)
     out = Path(a.out or f"runs/{a.data.replace(':', '-').replace('/', '_')}")
-    if (out / "ema" / "config.json").is_file() and not a.resume:
-        run, asked = Run(out), config_from_args(a)
+    if finished(out) and not a.resume:  # trained (ema/) or fitted in closed form (model/ only)
+        run, asked = Run(out, precision=a.precision), config_from_args(a)
         given = [k for k in FEATURE_KEYS + ("model",) if getattr(a, k) is not None]
         run.cfg.check_matches(asked, out, only=given)  # options given on the command line must agree
     else:
-        run = train_run(config_from_args(a), out, resume=a.resume, skip_bad=a.skip_bad)
+        run = train_run(config_from_args(a), out, resume=a.resume, skip_bad=a.skip_bad).set_precision(a.precision)
     if run.cfg.data != a.data:
         print(f"note: {out} was trained on {run.cfg.data}; scoring {a.data} with it", file=sys.stderr)
     print_report(compare(run, load_spec(a.data, run.cfg.split_seed), steps, a.grid), a.json)
@@ -56,7 +56,7 @@ def cmd_benchmark(a):
         raise AdlibError(f"--data {a.data!r}: the benchmark needs a folder of categories, --data mvtec-root:PATH")
     if a.steps is not None:
         check_steps([a.steps], a.grid or "paper")
-    benchmark(a.data.split(":", 1)[1], a.out, config_from_args(a), a.setting, a.steps, a.grid, a.score)
+    benchmark(a.data.split(":", 1)[1], a.out, config_from_args(a), a.setting, a.steps, a.grid, a.score, a.precision)
     print((Path(a.out) / "results.md").read_text())
     print(f"wrote {a.out}/results.csv, results.json, results.md")
 
@@ -68,8 +68,10 @@ def cmd_throughput(a):
         raise AdlibError(f"--batch-sizes {a.batch_sizes}: every batch size must be positive")
     check_positive(batches=a.batches, steps=a.steps)
     check_steps([a.steps], a.grid)
-    report = throughput(a.run, a.model, a.backbone, a.image_size, sizes, a.steps, a.grid, a.device, a.bf16,
-                        a.compile, a.warmup, a.batches, not a.no_flops)
+    if a.bf16 and a.precision == "fp32":
+        raise AdlibError("--bf16 is --precision bf16: give one of --bf16 and --precision fp32")
+    report = throughput(a.run, a.model, a.backbone, a.image_size, sizes, a.steps, a.grid, a.device,
+                        "bf16" if a.bf16 else a.precision, a.compile, a.warmup, a.batches, not a.no_flops)
     print(format_report(report))
     if a.json:
         write_json(report, a.json)
@@ -80,7 +82,7 @@ def cmd_select(a):
     from adlib.evaluation.select import select_run
     steps = int_list(a.steps, "--steps")
     check_steps(steps, a.grid)
-    result = select_run(a.run_dir, steps, (a.grid,))
+    result = select_run(a.run_dir, steps, (a.grid,), device=a.device, precision=a.precision)
     for r in result["ranking"][:10]:
         print(f"{r['synthetic_auroc']:.3f}  {r['weights']:<24} S={r['steps']:<3} {r['grid']:<9} {r['score']}")
     c = result["chosen"]
@@ -102,12 +104,14 @@ def add_parsers(sub):
     e.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to score (default: the run's, CUDA when present)")
     e.add_argument("--fpr", type=float, help="re-calibrate the threshold at this false-positive rate on the "
                    "validation normals (default: the run's calibration, 0.05)")
+    add_precision(e)
     e.add_argument("--json", help="write the report here")
     e.set_defaults(fn=cmd_evaluate)
     c = sub.add_parser("compare", help="InvAD vs reconstruction, PaDiM and kNN on the same features")
     train_options(c, required_out=False)
     c.add_argument("--steps", default="1,2,3,5,10", help="comma-separated S values")
     c.add_argument("--grid", default="paper", choices=["paper", "reference"])
+    add_precision(c)
     c.add_argument("--json", help="write the report here")
     c.set_defaults(fn=cmd_compare)
     b = sub.add_parser("benchmark", help="per-category table on a root of MVTec-layout categories (resumable)")
@@ -117,6 +121,7 @@ def add_parsers(sub):
     b.add_argument("--steps", type=int, help="inversion steps S (default 3)")
     b.add_argument("--grid", choices=["paper", "reference"])
     b.add_argument("--score", choices=list(SCORES))
+    add_precision(b)
     b.set_defaults(fn=cmd_benchmark)
     g = sub.add_parser("throughput", help="images/s of scoring (backbone + S-step inversion + score) per batch size")
     g.add_argument("--run", help="a trained run (default: an untrained --model, which times the same)")
@@ -127,7 +132,7 @@ def add_parsers(sub):
     g.add_argument("--steps", type=int, default=3)
     g.add_argument("--grid", default="paper", choices=["paper", "reference"])
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    g.add_argument("--bf16", action="store_true", help="bf16 autocast (backbone and eps-network)")
+    add_precision(g, alias_bf16=True)
     g.add_argument("--compile", action="store_true", help="torch.compile the eps-network (compiled in warm-up)")
     g.add_argument("--warmup", type=int, default=2, help="untimed batches first (default 2)")
     g.add_argument("--batches", type=int, default=5, help="timed batches per batch size (default 5)")
@@ -138,5 +143,7 @@ def add_parsers(sub):
     s.add_argument("run_dir")
     s.add_argument("--steps", default="1,2,3,5", help="comma-separated S values to consider")
     s.add_argument("--grid", default="paper", choices=["paper", "reference"])
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to score (default: the run's)")
+    add_precision(s)
     s.add_argument("--json", help="write the ranking here (default RUN_DIR/selection.json)")
     s.set_defaults(fn=cmd_select)

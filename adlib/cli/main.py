@@ -26,16 +26,24 @@ def parser():
 
 @contextmanager
 def _one_line_warnings():
-    """The kit's warnings as `warning: <message>` on stderr, like its errors (no file and line)."""
+    """The kit's warnings as `warning: <message>` on stderr, like its errors (no file and line), each starting on
+    a line of its own even while a progress bar is drawn (the bar's line has no line break until it ends)."""
     import warnings
     from adlib.errors import AdlibWarning
     plain = warnings.formatwarning
-    warnings.formatwarning = lambda msg, cat, *rest, **kw: (f"warning: {msg}\n" if issubclass(cat, AdlibWarning)
-                                                             else plain(msg, cat, *rest, **kw))
+    warnings.formatwarning = lambda msg, cat, *rest, **kw: _below_bars(
+        f"warning: {msg}\n" if issubclass(cat, AdlibWarning) else plain(msg, cat, *rest, **kw))
     try:
         yield
     finally:
         warnings.formatwarning = plain
+
+
+def _below_bars(text: str) -> str:
+    """`text` after a line break when a tqdm progress bar is on screen, so it does not land on the bar's line."""
+    from tqdm import tqdm
+    drawn = any(not getattr(b, "disable", True) for b in list(getattr(tqdm, "_instances", ())))
+    return "\n" + text if drawn else text
 
 
 def main(argv=None):

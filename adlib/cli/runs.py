@@ -12,7 +12,16 @@ def cmd_train(a):
         cal = json.loads((run.path / "calibration.json").read_text())
         print(f"trained {run.cfg.model} on {run.cfg.data} ({run.num_processes} process(es)): {run.path} "
               f"(threshold {cal['threshold']:.4g}: false-positive rate <= {cal['fpr_guaranteed']:.1%} guaranteed "
-              f"from {cal['n_threshold']} of {cal['n_val']} normal validation images)")
+              + (f"from all {cal['n_threshold']} normal images, cross-fitted in {cal['folds']} folds)"
+                 if cal.get("calibration") == "cross-fit" else
+                 f"from {cal['n_threshold']} of {cal['n_val']} normal validation images)"))
+        choice = run.cfg.standardize_choice
+        if choice:  # `--standardize auto`: which Gaussian the held-out likelihood chose, against the runners-up
+            nll = choice["held_out_nll"]
+            print(f"standardize auto chose {choice['chosen']} (held-out NLL per image {nll[choice['chosen']]:.5g}; "
+                  f"per-position rho=0 {nll.get('rho=0', float('nan')):.5g}, pooled rho=1 {nll.get('rho=1', float('nan')):.5g}, "
+                  f"shared {nll.get('shared', float('nan')):.5g}; {choice['n_held_out']} of "
+                  f"{choice['n_fit'] + choice['n_held_out']} training images held out)")
 
 
 

@@ -268,3 +268,22 @@ def load_spec(spec: str, split_seed: int = 0) -> Dataset:
     path = spec.split(":", 1)[1] if spec.startswith("mvtec:") else spec
     return load_mvtec(resolve(path, spec, MVTEC_SUBFOLDERS, fix=f"unknown SPEC or missing folder: use {SPECS}"),
                       split_seed)
+
+
+def with_val_share(data: Dataset, share: float, seed: int = 0) -> Dataset:
+    """The dataset with its train and validation normals re-split by a seeded permutation: `share` of them (at
+    least 2) validate, the rest train; the test part is untouched. share < 0: the dataset's own split, as is.
+    A dataset with its own val/good folder keeps it (`--val-share` is refused there)."""
+    if share is None or share < 0:
+        return data
+    if data.info.get("val") == "val/good":
+        raise AdlibError(f"--val-share {share}: {data.spec} has its own val/good folder, which is kept as the "
+                         f"validation set; drop --val-share (or move those images into train/good)")
+    if not 0 < share < 1:
+        raise AdlibError(f"--val-share {share} must be between 0 and 1 (e.g. 0.2), or -1 for the dataset's own split")
+    pool = sorted(data.train + data.val, key=lambda s: s.path)
+    n_val = max(2, round(share * len(pool)))
+    if n_val >= len(pool):
+        raise AdlibError(f"--val-share {share} leaves no training image of {len(pool)} normals: use a smaller share")
+    train, val = _split(pool, (1 - n_val / len(pool), n_val / len(pool)), seed)
+    return replace(data, train=train, val=val, info={**data.info, "val_share": share})

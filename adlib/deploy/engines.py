@@ -27,7 +27,8 @@ class TorchEngine:
     @torch.no_grad()
     def __call__(self, images, kept) -> tuple:
         """(scores float64 (B,), anomalous bool (B,), norm maps B x h x w) of a decoded batch."""
-        z = self.run.extractor(images.to(self.run.device)).float().cpu()
+        with self.run.autocast():  # the run's precision (bf16 autocast on CUDA by default); Run.scores uses it too
+            z = self.run.extractor(images.to(self.run.device)).float().cpu()
         bad = ~torch.isfinite(z).flatten(1).all(1)
         if bad.any():
             raise AdlibError(f"NaN/inf features for {kept[int(bad.nonzero()[0])].path}: the image file is "

@@ -45,6 +45,13 @@ MIN_OPSET = 18  # the lowest accepted: torch's dynamo exporter writes opset 18 a
 EXPORTERS = ("dynamo", "torchscript")
 MAP_TOL = dict(rtol=1e-4, atol=1e-4)  # onnxruntime vs torch on the norm and pixel maps (float32 rounding)
 SCORE_TOL = dict(rtol=1e-3, atol=1e-3)  # scores: the min-max and per-position std scale the maps' rounding up
+
+
+def tolerance_text() -> str:
+    """The tolerances in words, as the README and `adlib export` state them (np.allclose's rule)."""
+    e = lambda x: f"{x:.0e}".replace("e-0", "e-")
+    return (f"maps within {e(MAP_TOL['atol'])} + {e(MAP_TOL['rtol'])} × |value|, scores within "
+            f"{e(SCORE_TOL['atol'])} + {e(SCORE_TOL['rtol'])} × |value|")
 INPUT = "images"
 OUTPUTS = ("score", "map", "pixel_map")
 CONVENTION = "float32 B x 3 x H x W RGB in [0, 1] (adlib.features.cache.decode), H = W = image_size"

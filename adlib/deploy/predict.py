@@ -21,7 +21,8 @@ The engine is part of DIR's identity (predict.json): a rerun with another engine
 settings.
 
 Names: a single folder's images are named by their path inside it; otherwise by their path relative to the
-folder that holds all the inputs. DIR/maps/<name> is the overlay (a non-PNG name gets `.png` appended).
+folder that holds all the inputs. DIR/maps/<name> is the overlay (a non-PNG name gets `.png` appended); the
+report also shows DIR/thumbs/<name>.jpg (the image) and DIR/heat/<name>.png (the map alone), 256 px.
 """
 import csv
 import json
@@ -38,7 +39,7 @@ from tqdm.auto import tqdm
 from adlib.data.datasets import Sample, images_under
 from adlib.data.images import IMAGE_SUFFIXES, open_image, scaled_array, upright_size
 from adlib.deploy.engines import LEGACY, TorchEngine, choose_engine
-from adlib.deploy.report import CSV, HOT, MAPS, STATE, THUMBS, overlay, read_predictions, write_report
+from adlib.deploy.report import CSV, HEAT, HOT, MAPS, STATE, THUMBS, heat_picture, overlay, read_predictions, write_report
 from adlib.errors import AdlibError
 from adlib.features.cache import decode
 from adlib.runs.run import fingerprint
@@ -50,7 +51,7 @@ IDENTITY = {"run": "RUN", "weights": "--weights", "steps": "--steps", "grid": "-
             "fpr": "--fpr", "maps": "--no-maps", "inputs": "INPUT", "fingerprint": "RUN", "threshold": "--fpr",
             "engine": "--engine"}
 ENGINES = ("auto", "torch", "onnx")
-MAP_SIDE, THUMB_SIDE = 512, 128  # longest side of the overlays and of the report's thumbnails, in pixels
+MAP_SIDE, THUMB_SIDE = 512, 256  # longest side of the overlays and of the report's thumbnails and maps, in pixels
 
 
 # ---------------------------------------------------------------- inputs, run and output folder
@@ -223,7 +224,7 @@ def predict(run, inputs, out, steps=None, grid=None, score=None, fpr=None, batch
     if bad and not skip_bad:
         raise AdlibError(f"cannot decode image {bad[0][0]} ({bad[0][1]}): replace or remove it, or pass --skip-bad to "
                          f"skip undecodable images" + (f" ({len(bad)} such files)" if len(bad) > 1 else ""))
-    t0 = time.perf_counter()
+    t0, now = time.perf_counter(), {"scored": 0, "skipped": 0}
     with tqdm(total=len(images), initial=len(images) - len(todo), desc="predict", unit="img", leave=False,
               disable=not progress) as bar:
         for b in range(0, len(todo), batch_size):
@@ -238,10 +239,14 @@ def predict(run, inputs, out, steps=None, grid=None, score=None, fpr=None, batch
             rows = [_write_maps(pred, out, r, n, maps) for r, (_, n) in zip(scored, part)]
             _append_rows(out / CSV, rows)
             done.update(r[0] for r in rows)
+            skipped = sum(r[4] == "skipped" for r in rows)
+            now["skipped"] += skipped
+            now["scored"] += len(rows) - skipped
             bar.update(len(part))
     seconds = time.perf_counter() - t0
-    summary = {**_summary(out / CSV), "scored_now": len(todo), "seconds": round(seconds, 2),
-               "images_per_second": round(len(todo) / seconds, 2) if todo and seconds > 0 else None}
+    summary = {**_summary(out / CSV), "scored_now": now["scored"], "skipped_now": now["skipped"],
+               "seconds": round(seconds, 2),  # images/s: of the images scored in this call, skipped ones aside
+               "images_per_second": round(now["scored"] / seconds, 2) if now["scored"] and seconds > 0 else None}
     out.mkdir(parents=True, exist_ok=True)
     write_json({**state, **summary}, out / STATE)
     write_report(out)
@@ -277,7 +282,7 @@ def _unreadable(paths) -> list:
 
 
 def _write_maps(pred, out: Path, r: dict, name: str, maps: bool) -> list:
-    """The image's CSV row, after its overlay and thumbnail (when maps) are written atomically."""
+    """The image's CSV row, after its overlay, thumbnail and map alone (when maps) are written atomically."""
     if "error" in r:
         return [r["path"], name, "", "", "skipped", "", "", ""]
     mapped = ""
@@ -285,7 +290,9 @@ def _write_maps(pred, out: Path, r: dict, name: str, maps: bool) -> list:
         mapped = map_name(name)
         img, plain = pred.overlay(r)
         plain.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        for pic, rel, fmt in ((img, mapped, "PNG"), (plain, f"{THUMBS}/{name}.jpg", "JPEG")):
+        heat = heat_picture(pred.heat(r["amap"]), plain.size)
+        for pic, rel, fmt in ((img, mapped, "PNG"), (plain, f"{THUMBS}/{name}.jpg", "JPEG"),
+                              (heat, f"{HEAT}/{name}.png", "PNG")):
             with atomic_path(out / rel) as tmp:
                 pic.save(tmp, fmt)
     return [r["path"], name, repr(r["score"]), repr(pred.record["threshold"]),

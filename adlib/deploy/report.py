@@ -1,9 +1,12 @@
 """The pictures and the page of `adlib predict`: an anomaly map drawn over its image, DIR/report.html, and
 reading DIR/predictions.csv back (adlib/predict.py writes it).
 
-The page opens offline: inline CSS, no script, no request outside DIR (pictures are relative links to
-DIR/maps and DIR/thumbs). Images are sorted by score, most anomalous first, with the threshold and how it
-was chosen (the calibration record in DIR/predict.json).
+The page is for looking, not reading: a header in plain words (how many images were flagged, the false-alarm
+rate the threshold does promise), the score histogram of the new images over the good validation images with
+the threshold, the maps' colour bar, then a full-width grid of image | anomaly map | overlay per image (most
+anomalous first; filter by decision, sort, click to enlarge), and the run and options in a closed <details>.
+One self-contained file: inline CSS, SVG and script (adlib/deploy/report_page.py), no request outside DIR
+(pictures are relative links to DIR/thumbs, DIR/heat and DIR/maps).
 """
 import csv
 import html
@@ -13,9 +16,10 @@ from urllib.parse import quote
 
 import numpy as np
 
+from adlib.deploy.report_page import CSS, SCRIPT, colour_bar, details_table, histogram_svg
 from adlib.files import atomic_write_text
 
-CSV, STATE, REPORT, MAPS, THUMBS = "predictions.csv", "predict.json", "report.html", "maps", "thumbs"
+CSV, STATE, REPORT, MAPS, THUMBS, HEAT = "predictions.csv", "predict.json", "report.html", "maps", "thumbs", "heat"
 HOT = 8.0  # overlay colour, on a log scale: clear at the normal images' typical ||x_T[:, i, j]||, full at HOT x it
 # inferno-like colour scale, dark (weak) to pale yellow (strong)
 LUT = np.array([(0, 0, 4), (87, 16, 110), (188, 55, 84), (249, 142, 9), (252, 255, 164)], dtype=np.float64)
@@ -45,8 +49,23 @@ def overlay(image, heat: np.ndarray, marker=None, anomalous: bool = False):
     return out
 
 
+def heat_picture(heat: np.ndarray, size):
+    """The map alone: `heat` (h x w in [0, 1]) upsampled bilinearly to `size` (w, h) in the LUT's colours."""
+    from PIL import Image
+    h = np.asarray(Image.fromarray(np.asarray(heat, dtype=np.float32), mode="F").resize(size, Image.BILINEAR))
+    return Image.fromarray(colours(h).round().astype(np.uint8))
+
+
 def _pct(v) -> str:
     return f"{100 * v:.1f} %"
+
+
+def promise(c: dict, le: str = "≤") -> str:
+    """What the threshold promises on good images, from a calibration record: the rate that holds
+    (`fpr_guaranteed`: with few validation images more than asked), and the target beside it when they differ."""
+    g, target = c.get("fpr_guaranteed", c["fpr"]), c["fpr"]
+    same = abs(g - target) < 5e-4  # equal as printed
+    return f"false alarms on good images {le} {_pct(g)}" + ("" if same else f" (target {_pct(target)})")
 
 
 def _how_chosen(c: dict) -> str:
@@ -57,55 +76,84 @@ def _how_chosen(c: dict) -> str:
     if g is not None:
         text += (f"; with so few images the rate it can promise is <b>{_pct(g)}</b>" if g > c["fpr"] + 1e-12
                  else f"; guaranteed: at most <b>{_pct(g)}</b>")
-    text += f". Method: {html.escape(str(c.get('method', '')))}. Source: {html.escape(str(c.get('source', '')))}."
-    if c.get("warning"):
-        text += f"<br><span class=warn>warning: {html.escape(c['warning'])}</span>"
-    return text
+    return text + "."
 
 
-CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}
-td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:middle}
-th{background:#f4f4f4;position:sticky;top:0}.anomalous{color:#d62728;font-weight:600}.normal{color:#1f77b4}
-.skipped{color:#888}img{display:block;max-width:160px;max-height:160px}.warn{color:#b35900}
-.num{font-variant-numeric:tabular-nums;text-align:right}p{max-width:70em}"""
-
-
-def _picture(rel: str) -> str:
+def _img(rel: str, alt: str) -> str:
     if not rel:
-        return "<td></td>"
+        return '<span>no picture</span>'
     url = html.escape(quote(rel))
-    return f'<td><a href="{url}"><img src="{url}" loading="lazy" alt=""></a></td>'
+    return f'<a href="{url}"><img src="{url}" loading="lazy" alt="{html.escape(alt)}"></a>'
 
 
-def _row(rank, r) -> str:
+def _card(r, out: Path) -> str:
     skipped = r["score"] is None
-    thumb = "" if skipped or not r["map"] else f"{THUMBS}/{r['name']}.jpg"
-    where = "" if skipped else f"({r['x']}, {r['y']})"
+    pics = ""
+    if not skipped and r["map"]:
+        name = r["name"]
+        thumb, heat = f"{THUMBS}/{name}.jpg", f"{HEAT}/{name}.png"
+        pics = ('<div class="pics">' + _img(thumb, f"{name}: image") +
+                (_img(heat, f"{name}: anomaly map") if (out / heat).is_file() else "<span>no map</span>") +
+                _img(r["map"], f"{name}: map over the image") +
+                "<span>image</span><span>anomaly map</span><span>overlay</span></div>")
     score = "" if skipped else f"{r['score']:.6g}"
-    return (f"<tr><td class=num>{rank}</td>{_picture(thumb)}{_picture(r['map'])}"
-            f"<td title=\"{html.escape(r['path'])}\">{html.escape(r['name'])}</td><td class=num>{score}</td>"
-            f"<td class={r['decision']}>{r['decision']}</td><td class=num>{where}</td></tr>")
+    where = "could not be read" if skipped else f"max at ({r['x']}, {r['y']})"
+    label = {"anomalous": "flagged", "normal": "normal", "skipped": "skipped"}.get(r["decision"], r["decision"])
+    return (f'<figure class="card {r["decision"]}" data-score="{score}" data-name="{html.escape(r["name"])}">{pics}'
+            f'<figcaption><span class="tag">{label}</span><span class="name" title="{html.escape(r["path"])}">'
+            f'{html.escape(r["name"])}</span><span class="score">score {score or "–"}</span></figcaption>'
+            f'<div class="where">{where}</div></figure>')
 
 
-def render(rows: list, state: dict) -> str:
-    """The whole page, from the prediction rows and DIR/predict.json."""
+def _method_link() -> str:
+    """The README's method section, when the README is beside the package (a local file, never the network)."""
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    where = "the README's section “The method in five lines”"
+    return f'<a href="{readme.as_uri()}#the-method-in-five-lines">{where}</a>' if readme.is_file() else where
+
+
+def render(rows: list, state: dict, out: Path = Path(".")) -> str:
+    """The whole page, from the prediction rows and DIR/predict.json (pictures are looked up under `out`)."""
     c = state["calibration"]
     order = sorted(rows, key=lambda r: (r["score"] is None, -(r["score"] or 0.0), r["name"]))
     counts = {k: sum(r["decision"] == k for r in rows) for k in ("anomalous", "normal", "skipped")}
-    legend = (f"Colour: ‖x<sub>T</sub>[:, i, j]‖ at each position relative to its typical value on normal images, "
-              f"clear at 1× or below, full at {HOT:g}× (log scale); the ring marks the maximum, whose (x, y) in the original "
-              f"image's pixels is listed." if state.get("maps") else "Maps were not drawn (--no-maps).")
-    head = (f"<h1>adlib predict: {len(rows)} images</h1>"
-            f"<p><b class=anomalous>{counts['anomalous']} anomalous</b>, <b class=normal>{counts['normal']} normal</b>"
-            + (f", <b class=skipped>{counts['skipped']} skipped</b> (undecodable)" if counts["skipped"] else "")
-            + f".</p><p>Run <code>{html.escape(state['run'])}</code> ({html.escape(state['weights'])} weights), "
-            f"S = {state['steps']} inversion steps on the {html.escape(state['grid'])} grid.</p>"
-            f"<p>An image is anomalous when its score exceeds the {_how_chosen(c)}</p><p>{legend}</p>")
-    table = ("<table><thead><tr><th>#</th><th>image</th><th>map</th><th>name</th><th>score</th><th>decision</th>"
-             "<th>max (x, y)</th></tr></thead><tbody>"
-             + "\n".join(_row(k, r) for k, r in enumerate(order, 1)) + "</tbody></table>")
-    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>adlib predict</title>"
-            f"<style>{CSS}</style></head><body>{head}{table}</body></html>\n")
+    scored = counts["anomalous"] + counts["normal"]
+    title = f"{counts['anomalous']} of {scored} images flagged"
+    head = (f"<header><h1><span class=bad>{counts['anomalous']}</span> of {scored} images flagged</h1>"
+            f"<p class=sub>The threshold promises {promise(c)}.</p>"
+            + (f"<p class=sub>{counts['skipped']} skipped: the file(s) could not be read.</p>" if counts["skipped"] else "")
+            + (f"<p class=note>{html.escape(c['warning'])}</p>" if c.get("warning") else "")
+            + f"<p class=sub style='font-size:.95em'>An image is flagged when its score is above the threshold. How "
+              f"scores and the threshold are made: {_method_link()}.</p></header>")
+    new = [r["score"] for r in order if r["score"] is not None]
+    flagged = [r["decision"] == "anomalous" for r in order if r["score"] is not None]
+    normals = c.get("val_scores") or []
+    hist = histogram_svg(new, flagged, normals, c["threshold"]) if new else "<p>No image could be scored.</p>"
+    legend = (f"<p><b>Anomaly map colours</b>: how unusual each region is, relative to good images (log scale).</p>"
+              f"{colour_bar(LUT, HOT)}<p>The ring marks the most unusual spot (red when the image is flagged). "
+              f"Click a picture to enlarge it.</p>" if state.get("maps") else "<p>Maps were not drawn (--no-maps).</p>")
+    hist_note = (f"<p style='color:#6b7280;font-size:.9em'>Above the axis: the {len(new)} new images (red: flagged). "
+                 f"Below: the {len(normals)} good validation images the threshold was chosen on.</p>")
+    buttons = "".join(f'<button data-show="{k}" aria-pressed="{str(k == "all").lower()}">{t} ({n})</button>'
+                      for k, t, n in (("all", "All", len(rows)), ("anomalous", "Flagged", counts["anomalous"]),
+                                      ("normal", "Normal", counts["normal"]), ("skipped", "Skipped", counts["skipped"]))
+                      if k != "skipped" or n)
+    controls = (f'<div class="controls">{buttons}<label>Sort <select><option value="high">score, highest first</option>'
+                f'<option value="low">score, lowest first</option><option value="name">name</option></select></label>'
+                f'<span class="count"></span></div>')
+    grid = '<div class="grid" data-show="all">' + "\n".join(_card(r, out) for r in order) + "</div>"
+    settings = {"run": f"<code>{html.escape(state['run'])}</code> ({html.escape(state['weights'])} weights)",
+                "inversion": f"S = {state['steps']} steps on the {html.escape(state['grid'])} grid",
+                "score": html.escape(state["score"]), "threshold": _how_chosen(c),
+                "method": html.escape(str(c.get("method", ""))), "calibration source": html.escape(str(c.get("source", ""))),
+                "engine": html.escape(f"{state.get('engine', 'torch')} ({state.get('engine_reason', '')})"),
+                "inputs": "<br>".join(f"<code>{html.escape(i)}</code>" for i in state.get("inputs", [])),
+                "maps": "drawn" if state.get("maps") else "not drawn (--no-maps)"}
+    details = f"<details><summary>Run and options used</summary>{details_table(settings)}</details>"
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+            f"<title>adlib predict: {title}</title><style>{CSS}</style></head><body>{head}<main>"
+            f"<div class=row><div class=hist>{hist}{hist_note}</div><div class=legend>{legend}</div></div>"
+            f"{controls}{grid}{details}</main><script>{SCRIPT}</script></body></html>\n")
 
 
 def read_predictions(out) -> list:
@@ -121,4 +169,4 @@ def write_report(out) -> Path:
     """DIR/report.html rebuilt from DIR/predictions.csv and DIR/predict.json."""
     out = Path(out)
     state = json.loads((out / STATE).read_text())
-    return atomic_write_text(out / REPORT, render(read_predictions(out), state))
+    return atomic_write_text(out / REPORT, render(read_predictions(out), state, out))

@@ -1,7 +1,7 @@
 """Baselines on the same features, for side-by-side comparison. Each gives a B x h x w anomaly map;
 the image score is its maximum.
 
-- Reconstruction with the diffusion model's own weights: perturb z to t_r = r * T, denoise in K DDIM
+- Reconstruction with the diffusion model's own weights: perturb z to t_r = r (T - 1), denoise in K DDIM
   steps, map = || z_hat - z || per position (accurate only with many steps: the contrast to InvAD).
   The noise is drawn on the features' device, per sample from a seed and the sample's index, so maps do
   not depend on the batch size.

@@ -26,7 +26,7 @@ from adlib.evaluation.select import rank_settings
 from adlib.evaluation.speed_table import time_heads
 from adlib.evaluation.timing import interleaved, rate_summary, timed
 from adlib.features.cache import decode
-from adlib.features.standardize import standardize
+from adlib.features.standardize import standardize, unstandardize
 from adlib.method import calibration, scoring
 from adlib.models.controls import control_model
 
@@ -50,10 +50,21 @@ def end_to_end_ips(run, images, scorer, batch_size, rounds=1) -> tuple:
     """(images/s of backbone + standardise + scorer, images/s of the backbone alone), from decoded images,
     by adlib.evaluation.speed_table's procedure (one warm-up round; per round the backbone, then the scorer on those
     features; end to end = backbone + head, so it is never faster than the backbone); medians over rounds."""
-    seconds = time_heads(run.extractor, {"full": lambda z: scorer(standardize(z, run.stats))}, images, batch_size,
+    seconds = time_heads(run_backbone(run), {"full": lambda z: scorer(standardize(z, run.stats))}, images, batch_size,
                          rounds, warmup=1, device=run.device)
     b = np.asarray(seconds["backbone"], dtype=float)
     return len(images) / float(np.median(b + np.asarray(seconds["full"]))), len(images) / float(np.median(b))
+
+
+def run_backbone(run):
+    """The run's backbone as its scoring runs it: under the run's precision (bf16 autocast or none), float32 out."""
+    if getattr(run, "autocast", None) is None:
+        return run.extractor
+
+    def backbone(images):
+        with run.autocast():
+            return run.extractor(images).float()
+    return backbone
 
 
 def _speed(prefix, seconds, n) -> dict:
@@ -76,12 +87,23 @@ def method_rows(name, out, labels, masks, image_size, extra):
     return rows
 
 
-def baseline_methods(model, z_train, recon=((0.1, 3), (0.3, 3), (0.1, 10), (0.3, 10)), batch_size=64, seed=0):
-    """(name, scorer, row fields) for reconstruction at each (r, K) with the same weights, PaDiM and kNN."""
+def baseline_methods(model, z_train, recon=((0.1, 3), (0.3, 3), (0.1, 10), (0.3, 10)), batch_size=64, seed=0,
+                     stats=None):
+    """(name, scorer, row fields) for reconstruction at each (r, K) with the same weights, PaDiM and kNN.
+
+    `padim` / `knn` work on the run's standardised features; with the run's `stats`, `padim (raw)` / `knn (raw)`
+    are the authors' definitions on the raw backbone features (PaDiM: per-position mean and covariance + 0.01 I,
+    max of the Mahalanobis map; kNN: nearest training patch, max over positions). Their scorers take the same
+    standardised features as every other method and undo the standardisation first."""
     methods = [(f"reconstruction r={r} K={k}", reconstruction_scorer(model, r, k, batch_size, seed),
                 dict(steps=k, nfe=k, r=r)) for r, k in recon]
     methods.append(("padim", map_scorer(PaDiM().fit(z_train).map, batch_size), dict(nfe=0)))
     methods.append(("knn", map_scorer(KNN(seed=seed).fit(z_train).map, batch_size), dict(nfe=0)))
+    if stats is not None:
+        raw = unstandardize(z_train, stats)
+        for name, fitted in (("padim (raw)", PaDiM().fit(raw)), ("knn (raw)", KNN(seed=seed).fit(raw))):
+            methods.append((name, map_scorer(lambda z, f=fitted: f.map(unstandardize(z, stats)), batch_size),
+                            dict(nfe=0)))
     return methods
 
 
@@ -110,7 +132,7 @@ def measure(methods, run, z_test, labels, masks, images, batch_size=32, progress
     backbone, e2e = None, {}
     if e2e_rounds:
         heads = {i: (lambda z, s=scorer: s(standardize(z, run.stats))) for i, (_, scorer, _) in enumerate(methods)}
-        seconds = time_heads(run.extractor, heads, images, batch_size, rounds, warmup=1, device=device,
+        seconds = time_heads(run_backbone(run), heads, images, batch_size, rounds, warmup=1, device=device,
                              on_round=lambda r: bar.update())
         b = np.asarray(seconds["backbone"], dtype=float)
         e2e = {i: b + np.asarray(seconds[i], dtype=float) for i in heads}
@@ -140,16 +162,18 @@ def compare(run, data, steps_list=(1, 2, 3, 5, 10), grid="paper", recon=((0.1, 3
     images, _ = decode(test[:n_timing], run.cfg.image_size, bit_depth=getattr(run, "bit_depth", None))  # as run.features
     control_name, control = control_model(run.model, run.cfg.seed)
     z_norm = z_val[calibration.parts(len(z_val), run.cfg.split_seed)[0]]  # the min-max part, as evaluate's
-    methods = [(f"invad S={s}", invad_scorer(run.model, s, grid, z_norm), dict(steps=s, grid=grid, nfe=s))
+    precision = getattr(run, "precision", "fp32")
+    methods = [(f"invad S={s}", invad_scorer(run.model, s, grid, z_norm, precision=precision),
+                dict(steps=s, grid=grid, nfe=s))
                for s in steps_list]
     if control is not run.model:  # a closed-form model is its own control: a second row would repeat the first
-        methods.append((f"invad {control_name} S=3", invad_scorer(control, 3, grid, z_norm),
+        methods.append((f"invad {control_name} S=3", invad_scorer(control, 3, grid, z_norm, precision=precision),
                         dict(steps=3, grid=grid, nfe=3)))
-    methods += baseline_methods(run.model, z_train, recon, seed=run.cfg.seed)
+    methods += baseline_methods(run.model, z_train, recon, seed=run.cfg.seed, stats=run.stats)
     rows, backbone = measure(methods, run, z_test, labels, masks, images, batch_size, progress, rounds)
     report = {"data": data.spec, "run": str(run.path), "n_train": len(z_train), "n_val": len(z_val),
               "n_test": len(test), "n_anomalous": int(labels.sum()), "seed": run.cfg.seed,
-              "backbone": run.cfg.backbone, "model": run.cfg.model, "methods": rows,
+              "backbone": run.cfg.backbone, "model": run.cfg.model, "methods": rows, "precision": precision,
               "control": control_name if control is not run.model else None,
               "backbone_images_per_second": backbone}
     for row in rows:  # the setting `adlib evaluate` scores with: the recipe's default is judged as shipped
@@ -175,20 +199,29 @@ def label_free_choice(model, z_val, steps_list, grid, rows) -> dict:
             "best_with_labels": {"steps": best["steps"], "score": best["score"], "test_image_auroc": best["image_auroc"]}}
 
 
+# (column, header) of format_table; headers are printed whole, columns every row lacks are left out
+TABLE = [("image_auroc", "image_auroc"), ("image_ap", "image_ap"), ("image_f1max", "image_f1max"),
+         ("pixel_auroc", "pixel_auroc"), ("aupro", "aupro"), ("pixel_ap", "pixel_ap"),
+         ("pixel_f1max", "pixel_f1max"), ("mad", "mAD"), ("nfe", "nfe"),
+         ("score_images_per_second", "scoring images/s"), ("score_images_per_second_spread", "± (iqr)"),
+         ("images_per_second", "end-to-end images/s"), ("backbone_ratio", "backbone_ratio")]
+LEGEND = ("mAD: the mean of the seven metrics (image AUROC, AP, F1-max; pixel AUROC, AUPRO, AP, F1-max), of the "
+          "image ones alone without masks. nfe: network evaluations per image. scoring images/s: the score from cached "
+          "features; end-to-end images/s: backbone and score; backbone_ratio: end-to-end / backbone-alone speed.")
+
+
 def format_table(report) -> str:
-    cols = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "aupro", "mad", "nfe",
-            "score_images_per_second", "score_images_per_second_spread", "images_per_second", "backbone_ratio"]
-    label = {"score_images_per_second_spread": "± (iqr)"}
-    head = f"{'method':<28} {'score':<9}" + "".join(
-        f"{label.get(c, c.replace('_per_second', '/s')[:13]):>14}" for c in cols)
+    """The report as a text table (whole column names), a legend, and for rows decided at a calibrated threshold
+    (`adlib evaluate`) its false-positive and detection (true-positive) rates on the test images."""
+    cols = [(c, h) for c, h in TABLE if any(m.get(c) is not None for m in report["methods"])]
+    width = {c: max(len(h), 7) + 2 for c, h in cols}
+    head = f"{'method':<28} {'score':<9}" + "".join(f"{h:>{width[c]}}" for c, h in cols)
 
     def cell(m, c):
         v = m.get(c)
-        if v is None:
-            return f"{'-':>14}"
-        if c.endswith("_spread"):
-            return f"{f'±{100 * v:.0f}%':>14}"
-        return f"{f'{v:.3f}' if isinstance(v, float) else v:>14}"
+        text = "-" if v is None else f"±{100 * v:.0f}%" if c.endswith("_spread") else \
+            f"{v:.3f}" if isinstance(v, float) else str(v)
+        return f"{text:>{width[c]}}"
     backbone = report.get("backbone_images_per_second")
     lines = [f"{report['data']}: {report['n_train']} train, {report['n_test']} test ({report['n_anomalous']} anomalous); "
              f"backbone alone {'-' if backbone is None else f'{backbone:.1f}'} images/s"
@@ -196,7 +229,11 @@ def format_table(report) -> str:
              head]
     for m in report["methods"]:
         name = m["name"] + (" (default)" if m.get("default") else "")
-        lines.append(f"{name:<28} {m.get('score', ''):<9}" + "".join(cell(m, c) for c in cols))
+        lines.append(f"{name:<28} {m.get('score', ''):<9}" + "".join(cell(m, c) for c, _ in cols))
+    lines.append(LEGEND)
+    for m in report["methods"]:
+        if m.get("test_fpr") is not None:
+            lines.append(at_threshold(m, report["n_test"] - report["n_anomalous"], report["n_anomalous"]))
     if "label_free_choice" in report:
         c = report["label_free_choice"]
         b = c["best_with_labels"]
@@ -204,3 +241,14 @@ def format_table(report) -> str:
                      f"test image AUROC {c['test_image_auroc']:.3f}; best with labels: S={b['steps']} {b['score']} -> "
                      f"{b['test_image_auroc']:.3f}")
     return "\n".join(lines)
+
+
+def at_threshold(m: dict, n_normal: int, n_anomalous: int) -> str:
+    """One line: the row's decisions at its calibrated threshold, on the test images, beside what it promised."""
+    g, target = m.get("fpr_guaranteed"), m.get("threshold_fpr_on_val")
+    promised = "" if g is None else f"; promised on validation normals: <= {g:.1%}" + (
+        f" (target {target:.1%})" if target is not None and abs(g - target) >= 5e-4 else "")
+    return (f"{m['name']} at its calibrated threshold {m['threshold']:.4g}: false-positive rate {m['test_fpr']:.1%} "
+            f"({round(m['test_fpr'] * n_normal)} of {n_normal} normal test images flagged), detection rate "
+            f"(true-positive rate) {m['test_tpr']:.1%} ({round(m['test_tpr'] * n_anomalous)} of {n_anomalous} "
+            f"anomalous found){promised}")

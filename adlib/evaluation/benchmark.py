@@ -28,11 +28,11 @@ COLUMNS = ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "aupro", "pi
 PAPER_MEANS = {"image_auroc": 0.990, "pixel_auroc": 0.975, "images_per_second": 88.0}
 
 
-def _load_or_train(cfg: RunConfig, path: Path):
-    from adlib.runs.run import Run, train_run
-    if (path / "ema" / "config.json").is_file():
-        return Run(path)
-    return train_run(cfg, path, resume=(path / "config.json").is_file())
+def _load_or_train(cfg: RunConfig, path: Path, precision: str = None):
+    from adlib.runs.run import Run, finished, train_run
+    if finished(path):  # trained (ema/) or fitted in closed form (model/ only)
+        return Run(path, precision=precision)
+    return train_run(cfg, path, resume=(path / "config.json").is_file()).set_precision(precision)
 
 
 def evaluate_categories(run, parts: dict, out: Path = None, steps=None, grid=None, score=None, progress=True,
@@ -69,8 +69,10 @@ def evaluate_root(run, data, steps=None, grid=None, score=None, **evaluate_kw) -
             "score": score or run.cfg.score, "config": asdict(run.cfg), "rows": rows, "mean": mean_row(rows)}
 
 
-def benchmark(root, out, cfg: RunConfig, setting: str = "unified", steps=None, grid=None, score=None) -> dict:
-    """Train (or resume) and evaluate every category under `root`; returns and writes the table."""
+def benchmark(root, out, cfg: RunConfig, setting: str = "unified", steps=None, grid=None, score=None,
+              precision: str = None) -> dict:
+    """Train (or resume) and evaluate every category under `root`; returns and writes the table.
+    precision: fp32 | bf16 scoring (None: bf16 on CUDA, fp32 on the CPU); each row records it."""
     if setting not in ("unified", "per-category"):
         raise AdlibError(f"unknown --setting {setting!r}: choose unified or per-category")
     from adlib.runs.run import check_options
@@ -84,7 +86,7 @@ def benchmark(root, out, cfg: RunConfig, setting: str = "unified", steps=None, g
     _check_settings(out / "benchmark.json", settings)
     rows = []
     if setting == "unified":
-        run = _load_or_train(replace(cfg, data=settings["data"]), out / "run")
+        run = _load_or_train(replace(cfg, data=settings["data"]), out / "run", precision)
         rows = evaluate_categories(run, data.categories(), out / "categories", steps, grid, score)
     else:
         for name, part in data.categories().items():
@@ -93,7 +95,7 @@ def benchmark(root, out, cfg: RunConfig, setting: str = "unified", steps=None, g
                 rows.append(json.loads(done.read_text()))
                 continue
             print(f"[{name}] training {cfg.model} on {part.spec}")
-            run = _load_or_train(replace(cfg, data=f"mvtec:{part.spec}"), out / "runs" / name)
+            run = _load_or_train(replace(cfg, data=f"mvtec:{part.spec}"), out / "runs" / name, precision)
             rows += evaluate_categories(run, {name: part}, out / "categories", steps, grid, score)
     table = {**settings, "rows": rows, "mean": mean_row(rows), "paper_mean": PAPER_MEANS}
     write_json(table, out / "results.json")

@@ -27,13 +27,15 @@ def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=Fals
     z_test, test = run.features(data.test, "test features", skip_bad)
     labels = np.array([s.label for s in test])
     masks = load_masks(test, run.cfg.image_size) if data.has_masks else None
-    if data.spec == run.cfg.data:
-        cal = run.calibration(steps, grid, score, fpr, z_val=z_val)
+    if data.spec == run.cfg.data or _own_normals(run, data):  # the run's calibration (saved, or refitted its way)
+        cal = run.calibration(steps, grid, score, fpr, z_val=z_val if data.spec == run.cfg.data and
+                              getattr(run.cfg, "val_share", -1) < 0 else None)
     else:  # other data (a category of a unified run, another folder): its own validation normals
         cal = {**calibration.fit(run.scores(z_val, steps, grid), score, fpr or 0.05, seed=run.cfg.split_seed),
                "steps": steps, "grid": grid, "source": f"fitted now on the validation normals of {data.spec}"}
     norm = scoring.Normalizer(**cal["normalizer"])
-    scorer = invad_scorer(run.model, steps, grid, z_val[calibration.parts(len(z_val), run.cfg.split_seed)[0]], batch_size)
+    scorer = invad_scorer(run.model, steps, grid, z_val[calibration.parts(len(z_val), run.cfg.split_seed)[0]], batch_size,
+                          precision=run.precision)
     out, seconds = timed_scorer(scorer, z_test, batch_size)
     if transductive:  # the paper's protocol: min-max fitted on this very test set
         norm = scoring.Normalizer.fit(out)
@@ -48,9 +50,24 @@ def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=Fals
     full, alone = end_to_end_ips(run, images, scorer, batch_size)
     row.update(images_per_second=full, backbone_images_per_second=alone, backbone_ratio=full / alone,
                score_images_per_second=len(z_test) / seconds, batch_size=batch_size, device=run.device,
+               precision=run.precision,
                threshold=cal["threshold"], threshold_fpr_on_val=cal["fpr"], fpr_guaranteed=cal["fpr_guaranteed"],
                calibration=cal["source"], n_val=cal["n_val"],
                test_fpr=float(decided[labels == 0].mean()), test_tpr=float(decided[labels == 1].mean()))
     return {"data": data.spec, "run": str(run.path), "n_train": len(data.train), "n_test": len(test), "n_anomalous": int(labels.sum()),
             "seed": run.cfg.seed, "backbone_images_per_second": alone,
             "methods": [row]}
+
+
+def _own_normals(run, data) -> bool:
+    """Whether data's normals are the run's (another protocol half, e.g. elpv:poly:test of an elpv:poly run), or,
+    for a cross-fitted run, among them: its validation images were then fitted on, and only the run's
+    cross-fitted calibration is out of sample for them."""
+    import json
+    try:
+        split = json.loads((run.path / "split.json").read_text())
+    except (OSError, ValueError):
+        return False
+    mine = set(split.get("train", []) + split.get("val", []) + split.get("skipped_files", []))
+    theirs = {s.path for s in data.train + data.val}
+    return theirs == mine or (getattr(run.cfg, "calibration", "split") == "cross-fit" and theirs <= mine)

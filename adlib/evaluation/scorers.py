@@ -11,24 +11,30 @@ import torch
 from adlib.evaluation.baselines import map_to_image_score, reconstruction_map
 from adlib.method import scoring
 from adlib.method.inversion import invert, make_grid
+from adlib.method.precision import autocast
 
 
 def model_device(model, default="cpu") -> torch.device:
-    """The device of a model's parameters (`default` for a parameterless callable)."""
-    params = getattr(model, "parameters", None)
-    p = next(params(), None) if callable(params) else None
+    """The device of a model's parameters, or of its buffers when it has none (EpsGaussian: its statistics are
+    buffers only); `default` for a callable with neither. Reading parameters alone sent a CUDA EpsGaussian
+    CPU inputs (issue 21)."""
+    tensors = [getattr(model, k, None) for k in ("parameters", "buffers")]
+    p = next((t for f in tensors if callable(f) for t in f()), None)
     return p.device if p is not None else torch.device(default)
 
 
-def invad_scorer(model, steps, grid, z_val, batch_size=64):
+def invad_scorer(model, steps, grid, z_val, batch_size=64, precision="fp32"):
     """InvAD: invert in S steps, then NLL, Diff, and the scores normalised on validation normals z_val:
-    combined, local-max and local-top (adlib/scoring.py)."""
+    combined, local-max and local-top (adlib/scoring.py). precision bf16: the eps-network under bf16 autocast."""
     points = make_grid(steps, grid)
     device = model_device(model)
 
     def raw(z):
-        parts = [scoring.raw_scores(invert(model, z[i:i + batch_size].to(device), points).cpu())
-                 for i in range(0, len(z), batch_size)]  # scored batch by batch: only the small maps are kept
+        parts = []
+        for i in range(0, len(z), batch_size):  # scored batch by batch: only the small maps are kept
+            with autocast(device, precision):
+                x = invert(model, z[i:i + batch_size].to(device), points)
+            parts.append(scoring.raw_scores(x.cpu()))
         return {"nll": np.concatenate([p["nll"] for p in parts]), "diff": np.concatenate([p["diff"] for p in parts]),
                 "map": torch.cat([p["map"] for p in parts])}
     norm = scoring.Normalizer.fit(raw(z_val))

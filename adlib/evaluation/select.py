@@ -31,14 +31,14 @@ def synthetic_anomalies(z: torch.Tensor, seed: int = 0, sizes=(2, 3, 4)) -> torc
 
 
 def rank_settings(model, z_val, steps=(1, 2, 3, 5), grids=("paper",), scores=("nll", "diff", "combined"),
-                  seed: int = 0) -> list:
+                  seed: int = 0, precision: str = "fp32") -> list:
     """[(auroc on synthetic anomalies, steps, grid, score)], best first."""
     fake = synthetic_anomalies(z_val, seed)
     labels = np.r_[np.zeros(len(z_val)), np.ones(len(fake))]
     rows = []
     for grid in grids:
         for s in steps:
-            scorer = invad_scorer(model, s, grid, z_val)
+            scorer = invad_scorer(model, s, grid, z_val, precision=precision)
             normal, bad = scorer(z_val), scorer(fake)
             for k in scores:
                 auroc = image_metrics(labels, np.r_[normal[k], bad[k]])["image_auroc"]
@@ -46,7 +46,8 @@ def rank_settings(model, z_val, steps=(1, 2, 3, 5), grids=("paper",), scores=("n
     return sorted(rows, key=lambda r: -r[0])
 
 
-def select_run(run_path, steps=(1, 2, 3, 5), grids=("paper",), seed: int = 0, progress: bool = True) -> dict:
+def select_run(run_path, steps=(1, 2, 3, 5), grids=("paper",), seed: int = 0, progress: bool = True,
+               device: str = None, precision: str = None) -> dict:
     """Rank every saved weight set (final EMA and the snapshots) x S x score on synthetic anomalies."""
     from pathlib import Path
 
@@ -54,13 +55,13 @@ def select_run(run_path, steps=(1, 2, 3, 5), grids=("paper",), seed: int = 0, pr
 
     from adlib.data import load_spec
     from adlib.runs.run import Run
-    run = Run(run_path)
+    run = Run(run_path, device=device, precision=precision)
     z_val, _ = run.features(load_spec(run.cfg.data, run.cfg.split_seed).val, "val features")
     snaps = sorted(p.relative_to(run.path).as_posix() for p in (Path(run_path) / "snapshots").glob("iter_*"))
     rows = []
     for weights in tqdm(["ema"] + snaps, desc="select", disable=not progress):
-        model = run.model if weights == "ema" else Run(run_path, weights).model
+        model = run.model if weights == "ema" else Run(run_path, weights, run.device).model
         rows += [dict(weights=weights, steps=s, grid=g, score=k, synthetic_auroc=a)
-                 for a, s, g, k in rank_settings(model, z_val, steps, grids, seed=seed)]
+                 for a, s, g, k in rank_settings(model, z_val, steps, grids, seed=seed, precision=run.precision)]
     rows.sort(key=lambda r: -r["synthetic_auroc"])
-    return {"run": str(run_path), "chosen": rows[0], "ranking": rows}
+    return {"run": str(run_path), "chosen": rows[0], "ranking": rows, "precision": run.precision}

@@ -17,6 +17,7 @@ from adlib.features.backbone import BACKBONES, FeatureExtractor
 from adlib.features.standardize import standardize
 from adlib.method import scoring
 from adlib.method.inversion import invert, make_grid
+from adlib.method.precision import resolve_precision
 from adlib.models import build_model
 from adlib.runs.train import pick_device
 
@@ -97,8 +98,12 @@ def flops_per_image(extractor, stats, eps, steps=3, grid="paper", device="cpu") 
 
 
 def throughput(run_dir=None, model="mlp", backbone="lite0", image_size=256, batch_sizes=(1, 64), steps=3,
-               grid="paper", device="auto", bf16=False, compile=False, warmup=2, batches=5, flops=True) -> dict:
+               grid="paper", device="auto", precision=None, compile=False, warmup=2, batches=5, flops=True) -> dict:
+    """precision: fp32 | bf16 (None: bf16 on CUDA, fp32 on the CPU); True / False are taken as bf16 / fp32."""
     device = pick_device(device)
+    if isinstance(precision, bool):
+        precision = "bf16" if precision else "fp32"
+    bf16 = resolve_precision(precision, device) == "bf16"
     extractor, stats, eps, note = pipeline(run_dir, model, backbone, image_size, device)
     report = {"model": note, "backbone": extractor.backbone, "image_size": extractor.image_size,
               "torch": torch.__version__, "device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu",

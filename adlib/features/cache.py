@@ -1,7 +1,7 @@
 """Backbone features of samples, cached on disk one entry per image and reused while nothing changed.
 
 Entry key = sha256(FEATURE_VERSION | sha256 of the image's bytes | backbone | image size | weights
-identity | bit depth): changing any of them gives a new entry, and adding an image to a list extracts
+identity | bit depth [| precision, for bf16 only]): changing any of them gives a new entry, and adding an image to a list extracts
 only that image. Entries live in <cache>/<key[:2]>/<key>.safetensors, written atomically (temp file in
 the same folder, fsync, os.replace). hashes.json maps (absolute path, size, mtime_ns) -> content hash,
 so a warm call reads no image at all. The cache is capped at $ADLIB_CACHE_MAX_MB (default 2048):
@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from adlib.data.images import load_image
 from adlib.errors import AdlibError
+from adlib.files import current_umask
 
 FEATURE_VERSION = 3
 INDEX = "hashes.json"
@@ -51,6 +53,7 @@ def _write_atomic(data: bytes, path: Path):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide a run's stats from others
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -95,10 +98,12 @@ def _content_hashes(paths) -> list:
     return out
 
 
-def _entry(content: str, extractor, bit_depth) -> Path:
+def _entry(content: str, extractor, bit_depth, precision: str = "fp32") -> Path:
+    """fp32 entries keep the key they had before precision existed; bf16 ones get `|bf16` (never mixed)."""
     weights = getattr(extractor, "weights_id", extractor.backbone)
+    tail = "" if precision == "fp32" else f"|{precision}"
     key = hashlib.sha256(f"v{FEATURE_VERSION}|{content}|{extractor.backbone}|{extractor.image_size}|"
-                         f"{weights}|{bit_depth}".encode()).hexdigest()
+                         f"{weights}|{bit_depth}{tail}".encode()).hexdigest()
     return cache_dir() / key[:2] / f"{key}.safetensors"
 
 
@@ -167,8 +172,11 @@ def decode(samples, image_size: int, skip_bad: bool = False, bit_depth=None):
 
 
 def extract(extractor, samples, batch_size: int = 16, skip_bad: bool = False, desc: str = "features",
-            use_cache: bool = True, device: str = "cpu", bit_depth=None):
+            use_cache: bool = True, device: str = "cpu", bit_depth=None, precision: str = "fp32"):
     """Features N x C x h x w (float32, CPU) and the samples they belong to, in sample order.
+
+    precision "bf16": the backbone runs under bf16 autocast (adlib/method/precision.py says when), and its
+    features are cached apart from fp32 ones.
 
     Cached images are loaded, the others decoded and extracted in batches. Undecodable images are an
     error, or skipped (and not cached) with skip_bad; NaN/inf features are an error.
@@ -176,7 +184,8 @@ def extract(extractor, samples, batch_size: int = 16, skip_bad: bool = False, de
     samples = list(samples)
     paths = [None] * len(samples)
     if use_cache:
-        paths = [_entry(h, extractor, bit_depth) if h else None for h in _content_hashes(s.path for s in samples)]
+        paths = [_entry(h, extractor, bit_depth, precision) if h else None
+                 for h in _content_hashes(s.path for s in samples)]
     feats = [_load_entry(p) if p else None for p in paths]
     misses = [i for i, z in enumerate(feats) if z is None]
     for b in tqdm(range(0, len(misses), batch_size), desc=desc, unit="batch", leave=False, disable=not misses):
@@ -184,7 +193,8 @@ def extract(extractor, samples, batch_size: int = 16, skip_bad: bool = False, de
         images, ok = decode([samples[i] for i in batch], extractor.image_size, skip_bad, bit_depth)
         if not ok:
             continue
-        z = extractor(images.to(device)).float().cpu()
+        with torch.autocast(torch.device(device).type, torch.bfloat16) if precision == "bf16" else nullcontext():
+            z = extractor(images.to(device)).float().cpu()
         ok_ids = {id(s) for s in ok}  # decode keeps order; skip_bad may have dropped some
         done = [i for i in batch if id(samples[i]) in ok_ids]
         bad = ~torch.isfinite(z).flatten(1).all(1)

@@ -5,13 +5,17 @@
             denoiser what is usual where;
 `whiten`:   z -> L_ij^-1 (z - mean_ij) with L_ij L_ij^T = Sigma_ij + eps I, the full per-position
             covariance (as PaDiM), so that an untrained denoiser's NLL is PaDiM's Mahalanobis sum;
+`auto`:     z -> L_ij^-1 (z - mean_ij) with L_ij L_ij^T the Gaussian chosen on held-out normal features
+            (adlib/features/covariance.py `choose_gaussian`: per-position covariances shrunk toward the pooled
+            one by rho in 0..1, or one Gaussian shared by all positions): never rank-deficient, also with
+            fewer images than channels; the choice is kept in the stats (`choice_record`);
 `none`:     identity.
 """
 import torch
 
 from adlib.errors import AdlibError
 
-MODES = ("none", "channel", "position", "whiten")
+MODES = ("none", "channel", "position", "whiten", "auto")
 
 
 def fit_stats(z: torch.Tensor, mode: str, eps: float = 0.01) -> dict:
@@ -20,6 +24,13 @@ def fit_stats(z: torch.Tensor, mode: str, eps: float = 0.01) -> dict:
     c = z.shape[1]
     if mode == "none":
         return {"mean": torch.zeros(1, c, 1, 1), "std": torch.ones(1, c, 1, 1)}
+    if mode == "auto":
+        from adlib.features.covariance import choose_gaussian
+        ch = choose_gaussian(z)
+        return {"mean": ch["mean"][:, None, :].float().contiguous(), "chol": ch["chol"].float().contiguous(),
+                "choice_rho": torch.tensor(ch["rho"]), "choice_shared": torch.tensor(float(ch["shared"])),
+                "choice_nll": torch.tensor(list(ch["held_out_nll"].values()), dtype=torch.float64),
+                "choice_n": torch.tensor([ch["n_fit"], ch["n_held_out"]])}
     if mode == "whiten":
         x = z.double().flatten(2).permute(2, 0, 1)  # positions x N x C
         mean = x.mean(1, keepdim=True)
@@ -30,6 +41,21 @@ def fit_stats(z: torch.Tensor, mode: str, eps: float = 0.01) -> dict:
     return {"mean": z.mean(dims, keepdim=True), "std": z.std(dims, keepdim=True).clamp_min(1e-6)}
 
 
+def choice_record(stats: dict) -> dict:
+    """What `auto` chose, as plain data ({} for the other modes): chosen, rho, shared, held_out_nll per candidate."""
+    if "choice_nll" not in stats:
+        return {}
+    from adlib.features.covariance import RHOS
+    names = [f"rho={r:g}" for r in RHOS] + ["shared"]
+    nll = dict(zip(names, [round(float(v), 3) for v in stats["choice_nll"]]))
+    shared = bool(stats["choice_shared"])
+    rho = round(float(stats["choice_rho"]), 6)
+    n_fit, n_held = (int(v) for v in stats["choice_n"])
+    return {"chosen": "shared" if shared else f"rho={rho:g}", "rho": rho, "shared": shared,
+            "criterion": "held-out NLL (mean per image, nats)", "n_fit": n_fit, "n_held_out": n_held,
+            "held_out_nll": nll}
+
+
 def standardize(z: torch.Tensor, stats: dict) -> torch.Tensor:
     if "chol" in stats:
         n, c, h, w = z.shape
@@ -37,3 +63,12 @@ def standardize(z: torch.Tensor, stats: dict) -> torch.Tensor:
         y = torch.linalg.solve_triangular(stats["chol"].to(z.device), x, upper=False)
         return y.permute(2, 1, 0).reshape(n, c, h, w)
     return (z - stats["mean"].to(z.device)) / stats["std"].to(z.device)
+
+
+def unstandardize(z: torch.Tensor, stats: dict) -> torch.Tensor:
+    """The raw features back from standardised ones (the inverse of `standardize`), for baselines on raw features."""
+    if "chol" in stats:
+        n, c, h, w = z.shape
+        y = torch.linalg.matmul(stats["chol"].to(z.device), z.flatten(2).permute(2, 1, 0))  # positions x C x N
+        return (y + stats["mean"].to(z.device).transpose(1, 2)).permute(2, 1, 0).reshape(n, c, h, w)
+    return z * stats["std"].to(z.device) + stats["mean"].to(z.device)

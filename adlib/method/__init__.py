@@ -1,6 +1,7 @@
 """The method, floor 4: DDIM inversion with explicit (t, t') pairs (`inversion.py`), scores read from the
 inverted latent (`scoring.py`: NLL, norm map, Diff, local scores, min-max) and their calibration on normal
-validation images (`calibration.py`: normaliser and split-conformal threshold). Imports data, features and
+normal images (`calibration.py`: normaliser and split-conformal threshold, split or cross-fitted), and the
+precision rule (`precision.py`: bf16 autocast on CUDA, fp32 on the CPU). Imports data, features and
 models below it; nothing above. The schedule (T, abar) is one floor lower still, in `adlib/schedule.py`,
 because the closed-form Gaussian eps needs it too."""
 

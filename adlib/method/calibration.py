@@ -6,7 +6,20 @@ order statistic can promise `fpr`; the largest score is used and the rate it doe
 recorded as `fpr_guaranteed`. The min-max is fitted on one part of the validation normals and the threshold
 on the other, so the threshold's scores are exchangeable with a test image's. With 2 or 3 validation images
 both use all of them and the record says the threshold is in-sample; fewer than 2 is refused.
+
+Cross-fitting (`fit_cross`, for closed-form models: nothing trained, refitted in seconds): every normal image,
+train and validation, is scored by a model fitted without its fold (K folds; K = n, leave-one-out, up to
+LOO_MAX images), and by a normaliser fitted on the other folds' out-of-fold scores, so the threshold rests on
+all n normals and neither the model nor the normaliser behind an image's score has seen it (CV+ / jackknife+
+style; Barber et al. 2021). The deployed model and normaliser are fitted on all n. The rank rule above gives
+`fpr_guaranteed` for n; it is exact for split conformal and approximate here (a test image is scored by the
+model of all n, a calibration image by one of n - n/K: with leave-one-out they differ by one image), which
+is why benchmarks/few_shot.py measures the realised rate against it.
 """
+import json
+import math
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -14,15 +27,45 @@ from adlib.errors import AdlibError, warn
 from adlib.method import scoring
 
 MIN_VAL, FEW_VAL = 2, 20
+FEW_NORMALS = 50   # below this many normals (cross-fitted) the train summary warns what few images cost
+LOO_MAX = 10       # cross-fitting with K = n (leave-one-out) up to this many normals, else K = 10 folds
 FILE = "calibration.json"
+MEASURED = Path(__file__).with_name("few_shot.json")  # written by benchmarks/few_shot.py
 
 
-def few_images_note(n: int):
-    """The warning for n < FEW_VAL validation normals, else None."""
-    if n < FEW_VAL:
-        return (f"only {n} normal validation images: the threshold's false-positive rate is loose (a rate fpr "
-                f"can be promised only from about 1/fpr - 1 images); {FEW_VAL}+ are recommended")
-    return None
+def few_images_note(n: int, fpr: float = None, what: str = "normal validation images", few: int = FEW_VAL,
+                     promised: float = None):
+    """The warning for n < `few` calibration normals (or too few to promise `fpr`), else None. It names the rate
+    that can be promised (`promised`, else the rank rule's for n) and, when benchmarks/few_shot.py has measured
+    it, what so few images cost in AUROC."""
+    if promised is None and fpr is not None:
+        promised = scoring.conformal_threshold([0.0] * max(n, 1), fpr)[1]
+    if n >= few and (promised is None or promised <= fpr):
+        return None
+    text = f"only {n} {what}"
+    if promised is not None and promised > fpr:
+        text += (f": the false-positive rate that can be promised is {promised:.1%}, not the {fpr:.1%} asked "
+                 f"(that needs at least {math.ceil(1 / fpr - 1)} images)")
+    elif promised is not None:
+        text += f": the {promised:.1%} false-positive rate promised holds on average, but the rate realised varies with the images"
+    else:
+        text += ": the threshold's false-positive rate is loose (a rate fpr can be promised only from about 1/fpr - 1 images)"
+    cost = measured_cost(n)
+    if cost:
+        text += f"; {cost}"
+    return text + f"; add more good images ({few}+ recommended)"
+
+
+def measured_cost(n: int):
+    """What benchmarks/few_shot.py measured for about n good images (its output file), or None."""
+    try:
+        m = json.loads(MEASURED.read_text())
+        rows = {int(k): v for k, v in m["auroc_loss"].items()}
+    except (OSError, ValueError, KeyError):
+        return None
+    near = max([k for k in rows if k <= n] or [min(rows)])
+    return (f"measured on {m['data']} ({m['model']}): {near} good images lost {rows[near]:.3f} image AUROC "
+            f"against the full-data model ({m['doc']})")
 
 
 def check_validation_size(n: int, where: str, warn_few: bool = True):
@@ -63,9 +106,48 @@ def fit(raw: dict, score: str, fpr: float = 0.05, seed: int = 0, normalizer=None
     threshold, guaranteed = scoring.conformal_threshold(values, fpr)
     return {"score": score, "normalizer": normalizer.to_dict(), "fpr": fpr, "threshold": threshold,
             "fpr_guaranteed": guaranteed, "n_val": n, "n_normalizer": int(len(norm_idx)),
-            "n_threshold": int(len(thr_idx)), "disjoint": disjoint,
+            "n_threshold": int(len(thr_idx)), "disjoint": disjoint, "calibration": "split",
             "method": "split conformal: k-th smallest of the threshold part, k = ceil((n+1)(1-fpr))",
-            "warning": few_images_note(n), "val_scores": [float(v) for v in values]}
+            "warning": few_images_note(n, fpr, promised=guaranteed), "val_scores": [float(v) for v in values]}
+
+
+def auto_folds(n: int) -> int:
+    """K when none is asked: leave-one-out up to LOO_MAX normals, else 10 folds."""
+    return n if n <= LOO_MAX else 10
+
+
+def fold_ids(n: int, k: int = 0, seed: int = 0) -> np.ndarray:
+    """The fold (0..k-1) of each of n normal images: a seeded permutation dealt round into k near-equal folds.
+    k = 0: `auto_folds(n)`. Each fold's complement must hold 2 images (a normaliser needs 2)."""
+    k = k or auto_folds(n)
+    if n < 3 or not 2 <= k <= n or n - math.ceil(n / k) < 2:
+        raise AdlibError(f"--folds {k}: cross-fitting {n} normal image(s) needs 3 images or more and 2 <= folds <= "
+                         f"{max(n, 2)} with 2 images outside each fold; use --folds 0 (automatic) or add normal images")
+    ids = np.empty(n, dtype=int)
+    ids[np.random.default_rng(seed).permutation(n)] = np.arange(n) % k
+    return ids
+
+
+def fit_cross(raw: dict, folds, score: str, fpr: float = 0.05) -> dict:
+    """The calibration record from out-of-fold raw scores of all n normals (image i's from a model fitted
+    without fold folds[i]): image i's score uses a normaliser fitted on the other folds, the threshold all n."""
+    folds = np.asarray(folds)
+    n, k = len(folds), int(folds.max()) + 1
+    pick = lambda idx: {"nll": np.asarray(raw["nll"])[idx], "diff": np.asarray(raw["diff"])[idx],
+                        "map": None if raw.get("map") is None else torch.as_tensor(raw["map"])[torch.as_tensor(idx)]}
+    values = np.empty(n)
+    for f in range(k):
+        held = np.flatnonzero(folds == f)
+        norm = scoring.Normalizer.fit(pick(np.flatnonzero(folds != f)))
+        values[held] = scoring.image_score(pick(held), score, norm)
+    threshold, guaranteed = scoring.conformal_threshold(values, fpr)
+    return {"score": score, "normalizer": scoring.Normalizer.fit(raw).to_dict(), "fpr": fpr, "threshold": threshold,
+            "fpr_guaranteed": guaranteed, "calibration": "cross-fit", "folds": k, "n_val": n, "n_normals": n,
+            "n_normalizer": int(n - np.bincount(folds).max()), "n_threshold": n, "disjoint": True,
+            "method": (f"cross-fit, {k} folds ({'leave-one-out' if k == n else 'K-fold'}): each of the {n} normals "
+                       f"(train and validation) scored by a model and a normaliser fitted without its fold; threshold "
+                       f"= k-th smallest of all {n}, k = ceil((n+1)(1-fpr)); the deployed model and normaliser use all {n}"),
+            "warning": few_images_note(n, fpr, "normal images", FEW_NORMALS, guaranteed), "val_scores": [float(v) for v in values]}
 
 
 def decide(record: dict, raw: dict) -> tuple:

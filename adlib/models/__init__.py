@@ -6,6 +6,7 @@ One family per file, all saved and loaded with `save_pretrained` / `from_pretrai
 - unet.py     EpsUNet: diffusers' UNet2DModel on the feature map.
 - conv.py     EpsConv: a small 3 x 3 conv network (each position sees its neighbours).
 - gaussian.py EpsGaussian: the closed-form eps of a per-position Gaussian (fitted, not trained; DESIGN §6).
+- standard.py EpsStandard: eps of N(0, I), for features whitened by the chosen Gaussian (`--standardize auto`).
 - residual.py EpsResidual: a Gaussian base plus a learned residual of one of the families above.
 blocks.py holds the pieces the token denoisers share (TimeEmbed, AdaLNBlock, _TokenDenoiser); controls.py what a
 trained model is measured against (eps = 0, the zero residual, the untrained network).
@@ -21,13 +22,14 @@ from adlib.models.dit import EpsDiT
 from adlib.models.gaussian import EpsGaussian, select_shrinkage
 from adlib.models.mlp import EpsMLP
 from adlib.models.residual import EpsResidual, denoising_loss
+from adlib.models.standard import EpsStandard
 from adlib.models.unet import EpsUNet
 
 __all__ = ["MODELS", "PRESETS", "build_model", "load_model", "EpsMLP", "EpsDiT", "EpsUNet", "EpsConv", "EpsGaussian",
-           "EpsResidual", "TimeEmbed", "AdaLNBlock", "select_shrinkage", "denoising_loss"]
+           "EpsStandard", "EpsResidual", "TimeEmbed", "AdaLNBlock", "select_shrinkage", "denoising_loss"]
 
 MODELS = {"mlp": EpsMLP, "dit": EpsDiT, "unet": EpsUNet, "conv": EpsConv, "gaussian": EpsGaussian,
-          "residual": EpsResidual}
+          "standard": EpsStandard, "residual": EpsResidual}
 PRESETS = {  # name -> (class, kwargs); "dit-paper" is the paper's 1.2 B-parameter DiT (a GPU model)
     "mlp": ("mlp", {}),
     "mlp-pos": ("mlp", dict(pos_embed="learned")),
@@ -36,6 +38,7 @@ PRESETS = {  # name -> (class, kwargs); "dit-paper" is the paper's 1.2 B-paramet
     "dit-paper": ("dit", dict(hidden=2048, depth=16, heads=8)),
     "conv": ("conv", {}),
     "gaussian": ("gaussian", {}),  # the closed-form eps alone: fit_base(z), no training
+    "standard": ("standard", {}),  # eps of N(0, I): after `--standardize auto` (the chosen Gaussian's whitening)
     "gaussian+mlp": ("residual", dict(residual="mlp")),
     "gaussian+conv": ("residual", dict(residual="conv")),
     "gaussian+dit": ("residual", dict(residual="dit", residual_kwargs=dict(hidden=128, depth=3))),

@@ -1,10 +1,13 @@
 """Pieces shared by the token denoisers (EpsMLP, EpsDiT) and the conv residual (EpsConv).
 
 - TimeEmbed: t -> c in R^dim (sinusoidal features, then an MLP).
+- SelfAttention: multi-head self-attention through F.scaled_dot_product_attention (fused kernels), with
+  nn.MultiheadAttention's parameter names, so checkpoints saved before it load unchanged.
 - AdaLNBlock: a transformer block whose LayerNorms are modulated by c (adaLN-Zero, DiT).
 - _TokenDenoiser: B x C x h x w -> h*w tokens -> adaLN blocks -> B x C x h x w, starting at eps = 0.
 """
 import torch
+import torch.nn.functional as F
 from diffusers.models.embeddings import Timesteps, TimestepEmbedding, get_2d_sincos_pos_embed
 from torch import nn
 
@@ -21,12 +24,35 @@ class TimeEmbed(nn.Module):
         return self.mlp(self.freqs(t).to(self.mlp.linear_1.weight.dtype))
 
 
+class SelfAttention(nn.Module):
+    """softmax(q k^T / sqrt(d)) v per head, fused by F.scaled_dot_product_attention (flash / memory-efficient
+    kernels on CUDA, bf16 under autocast). Parameters as nn.MultiheadAttention names and initialises them
+    (in_proj_weight 3D x D, in_proj_bias, out_proj), drawn in its order: old state dicts and seeds carry over."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"hidden {dim} must be divisible by heads {heads}")
+        self.heads = heads
+        self.out_proj = nn.Linear(dim, dim)
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        nn.init.xavier_uniform_(self.in_proj_weight), nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x):
+        B, N, D = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).view(B, N, 3, self.heads, D // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)                       # each B x heads x N x D/heads
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.out_proj(y.transpose(1, 2).reshape(B, N, D))
+
+
 class AdaLNBlock(nn.Module):
     """x + g1 * Attn(LN(x)(1 + s1) + b1); x + g2 * MLP(LN(x)(1 + s2) + b2); (b, s, g) = Linear(c), zero-init."""
 
     def __init__(self, dim: int, heads: int = 0, mlp_ratio: float = 4.0):
         super().__init__()
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True) if heads else None
+        self.attn = SelfAttention(dim, heads) if heads else None
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6) if heads else None
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         hidden = int(dim * mlp_ratio)
@@ -39,7 +65,7 @@ class AdaLNBlock(nn.Module):
         if self.attn is not None:
             b1, s1, g1 = mods[3:]
             h = self.norm1(x) * (1 + s1) + b1
-            x = x + g1 * self.attn(h, h, h, need_weights=False)[0]
+            x = x + g1 * self.attn(h)
         b2, s2, g2 = mods[:3]
         return x + g2 * self.mlp(self.norm2(x) * (1 + s2) + b2)
 

@@ -24,41 +24,14 @@ coefficient of sklearn.covariance.ledoit_wolf_shrinkage). The rho used is kept i
 The default, rho = 0 with ridge = 0.01, is PaDiM's Gaussian.
 """
 import math
+from contextlib import nullcontext
 
 import torch
-import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
+from adlib.features.covariance import TARGETS, moments, shrink  # noqa: F401 (the statistics live a floor down)
 from adlib.schedule import ABAR
-
-TARGETS = ("pooled", "identity")
-
-
-def moments(z: torch.Tensor, window: int = 1):
-    """Per-position mean (P x C) and unbiased covariance (P x C x C) in float64, pooled over k x k windows."""
-    n, c, h, w = z.shape
-    x = z.double().flatten(2)                                   # N x C x P
-    m1, m2 = x.mean(0).T, torch.einsum("ncp,ndp->pcd", x, x) / n
-    count = torch.full((h * w, 1, 1), float(n), dtype=torch.float64)
-    if window > 1:
-        if window % 2 == 0:
-            raise ValueError(f"window must be odd, got {window}")
-
-        def pool(a):  # P x ... -> the mean over each position's window (clipped at the borders)
-            maps = a.reshape(h, w, -1).permute(2, 0, 1)[None]
-            out = F.avg_pool2d(maps, window, 1, window // 2, count_include_pad=False)
-            return out[0].permute(1, 2, 0).reshape(a.shape)
-        m1, m2 = pool(m1), pool(m2)
-        count = n * _window_sizes(h, w, window)                 # samples behind each estimate
-    cov = (m2 - m1[:, :, None] * m1[:, None, :]) * (count / (count - 1).clamp_min(1))
-    return m1, cov
-
-
-def _window_sizes(h, w, k):
-    """How many positions each position's k x k window holds (P x 1 x 1)."""
-    ones = torch.ones(1, 1, h, w, dtype=torch.float64)
-    return (F.avg_pool2d(ones, k, 1, k // 2, count_include_pad=True) * k * k).reshape(h * w, 1, 1)
 
 
 def ledoit_wolf(z: torch.Tensor, cov: torch.Tensor = None) -> torch.Tensor:
@@ -76,20 +49,6 @@ def ledoit_wolf(z: torch.Tensor, cov: torch.Tensor = None) -> torch.Tensor:
     delta = (delta_ - 2 * mu * trace + p * mu ** 2) / p
     beta = torch.minimum(beta, delta)
     return torch.where(beta == 0, torch.zeros_like(beta), beta / delta)
-
-
-def shrink(cov: torch.Tensor, rho, target: str = "pooled", ridge: float = 0.01) -> torch.Tensor:
-    """(1 - rho) S + rho target + ridge I for P x C x C covariances; rho a number or one per position."""
-    if target not in TARGETS:
-        raise ValueError(f"unknown shrinkage target {target!r}: choose one of {', '.join(TARGETS)}")
-    c = cov.shape[-1]
-    eye = torch.eye(c, dtype=cov.dtype)
-    if target == "pooled":
-        goal = cov.mean(0, keepdim=True)
-    else:
-        goal = cov.diagonal(dim1=1, dim2=2).mean(1)[:, None, None] * eye
-    rho = torch.as_tensor(rho, dtype=cov.dtype).reshape(-1, 1, 1)
-    return (1 - rho) * cov + rho * goal + ridge * eye
 
 
 class EpsGaussian(ModelMixin, ConfigMixin):
@@ -145,7 +104,8 @@ class EpsGaussian(ModelMixin, ConfigMixin):
         return torch.einsum("pck,bcp->bkp", self.eigvec, d)
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):  # bf16 would round the C x C products
+        kind = x.device.type  # autocast off, where the device has one: bf16 would round the C x C products
+        with torch.autocast(kind, enabled=False) if torch.amp.is_autocast_available(kind) else nullcontext():
             t = torch.as_tensor(t, device=x.device).reshape(-1).long()
             abar = ABAR.to(x.device)[t].expand(x.shape[0])[:, None, None]    # B x 1 x 1, float64
             a, b = abar.to(self.eigval.dtype), (1 - abar).to(self.eigval.dtype)  # 1 - abar before rounding

@@ -11,6 +11,8 @@ from adlib.files import write_json
 FEATURE_KEYS = ("backbone", "image_size", "standardize")
 # What may differ when a run is resumed: where it runs does not change its numbers.
 RESUME_FREE_KEYS = ("device",)
+# What training resolves and records (not an option): compared by what the options resolve to, not by its value.
+RESOLVED_KEYS = ("standardize_choice",)
 
 
 @dataclass
@@ -43,10 +45,20 @@ class RunConfig:
     device: str = "auto"             # auto | cpu | cuda
     bit_depth: int = -1              # -1: inferred from the training images at training time (saved resolved);
                                      # 8..16 integer bits; 0: float images in [0, 1]
+    # calibration (adlib/runs/crossfit.py): `auto` cross-fits a closed-form model on every normal image (K folds,
+    # 0 = 10, or leave-one-out below 10 normals) and keeps the validation split for a trained one; saved
+    # resolved (`cross-fit` | `split`). val_share: the share of the normals held out for validation (-1: the
+    # dataset's own split; a val/good folder is always kept).
+    calibration: str = "auto"
+    folds: int = 0
+    val_share: float = -1.0
     # scoring defaults, used by evaluate when no option overrides them
     steps: int = 3
     grid: str = "paper"
     score: str = "local-top"         # nll | diff | combined (the paper's) | local-max | local-top
+    # recorded at training time by `--standardize auto`: the Gaussian chosen on held-out normal features
+    # (rho, shared or not, every candidate's held-out NLL; adlib/features/covariance.py)
+    standardize_choice: dict = field(default_factory=dict)
 
     def iters_for(self, n_train: int) -> int:
         return math.ceil(self.epochs * n_train / self.batch_size) if self.epochs > 0 else self.iters
@@ -60,6 +72,7 @@ class RunConfig:
             raise AdlibError(f"{path} not found: this is not a run directory (make one with `adlib train`)")
         raw = json.loads(path.read_text())
         known = {f.name for f in fields(cls)}
+        raw.setdefault("calibration", "split")  # runs made before cross-fitting were calibrated on a split
         return cls(**{k: v for k, v in raw.items() if k in known})
 
     def check_matches(self, other: "RunConfig", where, only=None):
@@ -78,8 +91,9 @@ class RunConfig:
 
         Values resolved at training time compare by what they resolve to: `iters` when epochs set them,
         `bit_depth` when it was inferred (-1 asked)."""
-        skip = set(RESUME_FREE_KEYS) | ({"iters"} if self.epochs > 0 else set())
+        skip = set(RESUME_FREE_KEYS) | set(RESOLVED_KEYS) | ({"iters"} if self.epochs > 0 else set())
         skip |= {"bit_depth"} if asked.bit_depth == -1 else set()
+        skip |= {"calibration"} if asked.calibration == "auto" else set()
         for f in fields(self):
             was, now = getattr(self, f.name), getattr(asked, f.name)
             if f.name not in skip and was != now:

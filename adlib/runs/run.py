@@ -4,9 +4,12 @@ RUN/config.json  the RunConfig          RUN/split.json   which file went where
 RUN/stats.safetensors  standardisation  RUN/model, RUN/ema  eps-networks (save_pretrained)
 RUN/loss.csv     iteration,loss,lr      RUN/checkpoint.pt  the resumable training state
 RUN/calibration.json  min-max and threshold fitted on normal validation images
+A closed-form model (`--model gaussian`: fitted, nothing trained) is stored once, in RUN/model, with no ema/,
+loss.csv, snapshots or checkpoint; its `ema` weights are that folder (runs before kept a copy in ema/).
 """
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,15 +18,18 @@ import torch
 from safetensors.torch import load_file
 
 from adlib.data import load_spec
+from adlib.data.datasets import with_val_share
 from adlib.data.images import infer_bit_depth
-from adlib.errors import AdlibError
+from adlib.errors import AdlibError, warn
 from adlib.features.backbone import FeatureExtractor
 from adlib.features.cache import atomic_save, extract
-from adlib.features.standardize import fit_stats, standardize
+from adlib.features.standardize import choice_record, fit_stats, standardize
 from adlib.files import atomic_write_text, recover_dir, write_json
 from adlib.method import calibration, scoring
 from adlib.method.inversion import invert, make_grid
+from adlib.method.precision import autocast, resolve_precision
 from adlib.models import build_model, load_model
+from adlib.runs import crossfit
 from adlib.runs.config import RunConfig
 from adlib.runs.train import atomic_save_pretrained, fit, lr_lambda, pick_device
 
@@ -31,22 +37,27 @@ from adlib.runs.train import atomic_save_pretrained, fit, lr_lambda, pick_device
 class Run:
     """A trained run: features -> standardise -> DDIM inversion -> scores, and its calibrated decisions."""
 
-    def __init__(self, path, weights: str = "ema", device: str = None):
+    def __init__(self, path, weights: str = "ema", device: str = None, precision: str = None):
         """device: where the backbone and the eps-network run; None = the run's own (`auto` picks CUDA when
-        present; a run trained on CUDA opens on the CPU of a machine without one)."""
+        present; a run trained on CUDA opens on the CPU of a machine without one). precision: fp32 | bf16
+        (autocast of backbone and eps-network); None = bf16 on CUDA, fp32 on the CPU (adlib/method/precision.py).
+        The model (parameters and buffers) moves to `device`; standardisation stats stay on the CPU and
+        follow the features (adlib/features/standardize.py)."""
         self.path = Path(path)
         self.cfg = RunConfig.load(self.path / "config.json")
         self.device = pick_device(device or ("cpu" if self.cfg.device == "cpu" else "auto"))
         recover_dir(self.path / weights)
+        folder = weights_dir(self.path, weights)
         if weights not in ("ema", "model") and not (self.path / weights / "config.json").is_file():
             snaps = ", ".join(p.relative_to(self.path).as_posix() for p in sorted(self.path.glob("snapshots/iter_*")))
             raise AdlibError(f"--weights {weights}: no such weights in {self.path}; use ema, model"
                              + (f" or one of {snaps}" if snaps else ""))
-        if not (self.path / weights / "config.json").is_file():
+        if not (folder / "config.json").is_file():
             raise AdlibError(f"{self.path / weights} is missing: the run did not finish; "
                              f"continue it with `adlib train --data {self.cfg.data} --out {self.path} --resume`")
-        self.weights = weights  # which weights folder was opened: ema, model or snapshots/iter_N
-        self.model = load_model(self.path / weights).eval().to(self.device)
+        self.weights = weights  # which weights were asked: ema, model or snapshots/iter_N (folder: weights_dir)
+        self.model = load_model(folder).eval().to(self.device)
+        self.precision = resolve_precision(precision, self.device)
         self.stats = load_file(self.path / "stats.safetensors")
         self._extractor = None
 
@@ -65,13 +76,23 @@ class Run:
     def features(self, samples, desc="features", skip_bad=False):
         """Standardised features of the samples (cached) and the samples kept."""
         z, kept = extract(self.extractor, samples, desc=desc, skip_bad=skip_bad, device=self.device,
-                          bit_depth=self.bit_depth)
+                          bit_depth=self.bit_depth, precision=self.precision)
         return standardize(z, self.stats), kept
+
+    def set_precision(self, precision: str = None) -> "Run":
+        """Score with fp32 or bf16 from now on (None: the default for the run's device)."""
+        self.precision = resolve_precision(precision, self.device)
+        return self
+
+    def autocast(self):
+        """The context the backbone and the eps-network run in: bf16 autocast, or none for fp32."""
+        return autocast(self.device, self.precision)
 
     def invert(self, z, steps=None, grid=None, batch_size=64, trajectory=False):
         points = make_grid(steps or self.cfg.steps, grid or self.cfg.grid)
-        outs = [_to_cpu(invert(self.model, z[i:i + batch_size].to(self.device), points, trajectory))
-                for i in range(0, len(z), batch_size)]
+        with self.autocast():
+            outs = [_to_cpu(invert(self.model, z[i:i + batch_size].to(self.device), points, trajectory))
+                    for i in range(0, len(z), batch_size)]
         if not trajectory:
             return torch.cat(outs)
         return outs[0][0] if len(outs) == 1 else torch.cat([o[0] for o in outs]), \
@@ -91,8 +112,13 @@ class Run:
             if (saved.get("steps"), saved.get("grid"), saved.get("score")) == (steps, grid, score) \
                     and "fpr_guaranteed" in saved and (fpr is None or saved["fpr"] == fpr):
                 return {**saved, "source": str(path)}
+        if self.cfg.calibration == "cross-fit":  # every normal image, each scored by models fitted without it
+            record = crossfit.calibrate(self.cfg, crossfit.normal_features(self), steps, grid, score,
+                                        0.05 if fpr is None else fpr)
+            return {**record, "source": "cross-fitted now on the run's normal images"}
         if z_val is None:
-            z_val, _ = self.features(load_spec(self.cfg.data, self.cfg.split_seed).val, "val features")
+            data = with_val_share(load_spec(self.cfg.data, self.cfg.split_seed), self.cfg.val_share, self.cfg.split_seed)
+            z_val, _ = self.features(data.val, "val features")
         record = calibration.fit(self.scores(z_val, steps, grid), score, 0.05 if fpr is None else fpr,
                                  seed=self.cfg.split_seed)
         return {"steps": steps, "grid": grid, **record, "source": "fitted now on the validation normals"}
@@ -109,6 +135,7 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
     Every option is checked before the run folder is created, so bad input never leaves a half-made run."""
     from accelerate import PartialState
     out = Path(out)
+    check_out(out)
     if (out / "config.json").is_file():
         if not resume:
             raise AdlibError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
@@ -117,8 +144,9 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
     state = PartialState(cpu=pick_device(cfg.device) == "cpu")  # fails early on --device cuda without CUDA
     check_options(cfg, state.num_processes)
     t0 = time.perf_counter()
-    data = load_spec(cfg.data, cfg.split_seed)
-    calibration.check_validation_size(len(data.val), f"--data {cfg.data}", warn_few=False)
+    data = with_val_share(load_spec(cfg.data, cfg.split_seed), cfg.val_share, cfg.split_seed)
+    cfg = replace(cfg, calibration=crossfit.resolve(cfg))  # cross-fit (closed-form models) or split, saved resolved
+    check_normals(cfg, data.train, data.val, warn_few=False)
     if cfg.bit_depth < 0:  # resolved once from the training images, saved, and used for every later image
         cfg = replace(cfg, bit_depth=_bit_depth(data.train))
     extractor = FeatureExtractor(cfg.backbone, cfg.image_size).to(state.device)
@@ -128,7 +156,7 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
                                  device=state.device, bit_depth=depth)
         z_val, val = extract(extractor, data.val, desc="val features", skip_bad=skip_bad,
                              device=state.device, bit_depth=depth)
-    calibration.check_validation_size(len(val), f"--data {cfg.data}")  # what is left after skipping bad images
+    check_normals(cfg, train, val)  # what is left after skipping bad images
     cfg = replace(cfg, iters=cfg.iters_for(len(train)))
     if resume and (out / "config.json").is_file():
         saved.check_resume(cfg, out)  # now that epochs and bit depth are resolved
@@ -137,8 +165,11 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
     record.update(train=[s.path for s in train], val=[s.path for s in val],
                   skipped_files=[s.path for s in data.train + data.val if s.path not in kept])
     record["skipped"] = len(record["skipped_files"])
-    digest = _same_split_everywhere(state, record)
-    stats = fit_stats(z_train, cfg.standardize)
+    record["fitted_on"] = "train+val" if cfg.calibration == "cross-fit" else "train"
+    digest = _same_split_everywhere(state, record)  # of split.json as written
+    z_fit = torch.cat([z_train, z_val]) if cfg.calibration == "cross-fit" else z_train  # cross-fit: every normal
+    stats = fit_stats(z_fit, cfg.standardize)
+    cfg = replace(cfg, standardize_choice=choice_record(stats))  # what `--standardize auto` chose: config.json
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be good
         atomic_save({k: v.contiguous() for k, v in stats.items()}, out / "stats.safetensors")
@@ -146,21 +177,34 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
         write_json(record, out / "split.json")
     state.wait_for_everyone()
     t1 = time.perf_counter()
-    raw, ema, losses, _ = fit(cfg, standardize(z_train, stats), out, resume=resume, progress=progress)
+    raw, ema, losses, _ = fit(cfg, standardize(z_fit, stats), out, resume=resume, progress=progress)
+    fitted = closed_form(cfg)  # nothing trained: one copy of the model, no iterations, loss or EMA
     if state.is_main_process:
         write_json({"features_seconds": round(t1 - t0, 1), "train_seconds": round(time.perf_counter() - t1, 1),
-                    "iters": cfg.iters, "resumed": resume, "processes": state.num_processes,
-                    "effective_batch": cfg.batch_size, "split_sha256": digest}, out / "timing.json")
+                    "iters": 0 if fitted else cfg.iters, "closed_form": fitted, "resumed": resume,
+                    "processes": state.num_processes, "effective_batch": cfg.batch_size, "split_sha256": digest},
+                   out / "timing.json")
         atomic_save_pretrained(raw, out / "model")
-        atomic_save_pretrained(ema, out / "ema")
-        lr = [cfg.lr * lr_lambda(cfg)(i) for i in range(len(losses))]
-        atomic_write_text(out / "loss.csv", "iter,loss,lr\n" + "".join(f"{i + 1},{l:.6f},{r:.3e}\n" for i, (l, r) in enumerate(zip(losses, lr))))
+        if fitted and (out / "ema").is_dir():  # an earlier version's copy would shadow the refitted model
+            shutil.rmtree(out / "ema")
+        if not fitted:
+            atomic_save_pretrained(ema, out / "ema")
+            lr = [cfg.lr * lr_lambda(cfg)(i) for i in range(len(losses))]
+            atomic_write_text(out / "loss.csv", "iter,loss,lr\n" + "".join(f"{i + 1},{l:.6f},{r:.3e}\n" for i, (l, r) in enumerate(zip(losses, lr))))
     state.wait_for_everyone()
     run = Run(out, device=state.device.type)
     run.num_processes = state.num_processes
     if state.is_main_process:
-        calibrate(run, standardize(z_val, stats))
+        calibrate(run, standardize(z_val, stats), z_normals=z_fit)
     return run
+
+
+def check_normals(cfg: RunConfig, train, val, warn_few: bool = True):
+    """Enough normals to calibrate: 2 validation images for a split, 3 in all (and --folds) for cross-fitting."""
+    if cfg.calibration == "cross-fit":
+        calibration.fold_ids(len(train) + len(val), cfg.folds)
+    else:
+        calibration.check_validation_size(len(val), f"--data {cfg.data}", warn_few)
 
 
 def check_options(cfg: RunConfig, num_processes: int = 1):
@@ -170,20 +214,65 @@ def check_options(cfg: RunConfig, num_processes: int = 1):
                          f"use a multiple of {num_processes}")
     if cfg.bit_depth not in (-1, 0, *range(8, 17)):
         raise AdlibError(f"--bit-depth {cfg.bit_depth}: use 8..16 for integer images, 0 for float images in [0, 1]")
-    from adlib.features.backbone import BACKBONES
-    channels = BACKBONES[cfg.backbone]["channels"] if cfg.backbone in BACKBONES else 8
     try:
-        with torch.device("meta"):  # builds the network's shapes only: no memory, even for the 1.2 B DiT
-            build_model(cfg.model, channels, max(1, cfg.image_size // 16), **cfg.model_kwargs)
+        _shape_model(cfg)
     except TypeError as e:
         raise AdlibError(f"model settings {cfg.model_kwargs} do not fit --model {cfg.model}: {e}") from None
+
+
+def _shape_model(cfg: RunConfig):
+    """The run's eps-network built on the meta device: shapes only, no memory, even for the 1.2 B DiT."""
+    from adlib.features.backbone import BACKBONES
+    channels = BACKBONES[cfg.backbone]["channels"] if cfg.backbone in BACKBONES else 8
+    with torch.device("meta"):
+        return build_model(cfg.model, channels, max(1, cfg.image_size // 16), **cfg.model_kwargs)
+
+
+def closed_form(cfg: RunConfig) -> bool:
+    """Whether the run's model is fitted in closed form with nothing to train (`--model gaussian`)."""
+    return not any(p.requires_grad for p in _shape_model(cfg).parameters())
+
+
+def weights_dir(path, weights: str = "ema") -> Path:
+    """The folder holding a run's `weights`: RUN/<weights>, except that a closed-form run stores its model once,
+    in RUN/model, which is then also its `ema` (runs written before kept a copy in RUN/ema, used as it is)."""
+    path = Path(path)
+    if weights == "ema" and not (path / "ema" / "config.json").is_file() \
+            and (path / "model" / "config.json").is_file() and (path / "config.json").is_file():
+        try:
+            if closed_form(RunConfig.load(path / "config.json")):
+                return path / "model"
+        except (TypeError, ValueError, KeyError, AdlibError):
+            pass  # an unreadable config: RUN/ema, whose absence is then reported
+    return path / weights
+
+
+def finished(path) -> bool:
+    """Whether RUN holds a finished run's default weights (trained or fitted)."""
+    return (weights_dir(path) / "config.json").is_file()
+
+
+def check_out(out: Path):
+    """`train --out`: a new or empty folder, or an adlib run (to resume); never a folder of other files."""
+    if out.exists() and not out.is_dir():
+        raise AdlibError(f"--out {out} is a file: give a new folder for the run")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        RunConfig.load(out / "config.json")
+        is_run = (out / "stats.safetensors").is_file()  # written first, with config.json
+    except (OSError, ValueError, TypeError, AdlibError):
+        is_run = False
+    if not is_run:
+        raise AdlibError(f"--out {out} is not empty and is not an adlib run (no config.json and stats.safetensors "
+                         f"written by `adlib train`): give a new folder, e.g. --out {out / 'run'}")
 
 
 def fingerprint(run, weights: str) -> str:
     """sha256 of what decides the run's scores: its config, standardisation, calibration and weights files."""
     h = hashlib.sha256()
     files = [run.path / "config.json", run.path / "stats.safetensors", run.path / calibration.FILE]
-    for p in files + sorted((run.path / weights).rglob("*")):
+    for p in files + sorted(weights_dir(run.path, weights).rglob("*")):
         if p.is_file():
             h.update(p.relative_to(run.path).as_posix().encode())
             with open(p, "rb") as f:
@@ -215,9 +304,16 @@ def _same_split_everywhere(state, record) -> str:
     return digest
 
 
-def calibrate(run: Run, z_val, fpr: float = 0.05) -> dict:
-    """Fit the combined score's min-max and a threshold at `fpr` on normal validation features (adlib/calibration.py)."""
-    cal = {"steps": run.cfg.steps, "grid": run.cfg.grid,
-           **calibration.fit(run.scores(z_val), run.cfg.score, fpr, seed=run.cfg.split_seed)}
+def calibrate(run: Run, z_val, fpr: float = 0.05, z_normals=None) -> dict:
+    """Fit the score's normaliser and a threshold at `fpr` (adlib/method/calibration.py): cross-fitted on the raw
+    features of every normal (`z_normals`, adlib/runs/crossfit.py), or split over the standardised validation
+    features `z_val`; warns, once, when the images are few (what can be promised, what it costs)."""
+    if run.cfg.calibration == "cross-fit":
+        cal = crossfit.calibrate(run.cfg, z_normals, run.cfg.steps, run.cfg.grid, run.cfg.score, fpr)
+    else:
+        cal = {"steps": run.cfg.steps, "grid": run.cfg.grid,
+               **calibration.fit(run.scores(z_val), run.cfg.score, fpr, seed=run.cfg.split_seed)}
     write_json(cal, run.path / calibration.FILE)
+    if cal.get("warning"):
+        warn(f"--data {run.cfg.data}: {cal['warning']}")
     return cal

@@ -14,6 +14,7 @@ One concern per module:
 - `device`:    torch threads, the device, `on_device` (an eps-network on a GPU called with CPU tensors)
 - `profiles`:  the sequence, each notebook's `parameters` cell and notebooks/profiles/<profile>.yaml
 - `runner`:    papermill execution in order, the summary and failure reports
+- `machine`:   the machine a run was measured on, and the warning when a run takes twice its header
 - `html_export`: saved progress bars as they ended; HTML exports that open offline (widgets, plotly, math)
 
 Everything the notebooks, the CLI and the tests use is importable from `adlib.teach.notebooks` itself.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from adlib.errors import AdlibError
 from adlib.files import write_json
+from adlib.teach.notebooks.machine import machine, slow_warning
 from adlib.teach.notebooks.html_export import _html_with_plotly, export_html, tidy_ipynb
 from adlib.teach.notebooks.profiles import declared_parameters, list_notebooks, load_profile, parameters_for, select
 from adlib.teach.notebooks.workspace import OUT_ENV, notebooks_dir
@@ -74,7 +75,9 @@ def run_notebooks(profile: str = "smoke", data=None, out=None, only=None, run_di
                 if r.get("run_dir") and r.get("profile", profile) == profile and Path(r["run_dir"]).is_dir():
                     carry = r["run_dir"]
     rows = []
-    log(f"running {len(names)} notebook(s) with profile {profile} into {out}")
+    where = machine()
+    log(f"running {len(names)} notebook(s) with profile {profile} into {out} on {where['name']}"
+        + (f" (load average {where['load']:.1f})" if where["load"] is not None else ""))
     for k, name in enumerate(names, 1):
         declared = declared_parameters(paths[name])
         params = parameters_for(name, declared, prof, profile)
@@ -112,17 +115,24 @@ def run_notebooks(profile: str = "smoke", data=None, out=None, only=None, run_di
                "numbers": numbers, "ipynb": str(ipynb), "html": str(html)}
         rows.append(row)
         log("  " + _summary_line(row))
+        if not error:
+            import nbformat
+            head = nbformat.read(str(paths[name]), as_version=4).cells[0].source
+            warning = slow_warning(name, minutes, head, profile)
+            if warning:
+                row["warning"] = warning
+                log("  " + warning)
         if error:
-            _write_summary(out, profile, rows, log)
+            _write_summary(out, profile, rows, log, where)
             raise AdlibError(error)
         if numbers.get("run_dir"):
             carry = numbers["run_dir"]
-    _write_summary(out, profile, rows, log)
+    _write_summary(out, profile, rows, log, where)
     return rows
 
 
-def _write_summary(out: Path, profile: str, rows: list, log):
-    write_json({"profile": profile, "notebooks": rows}, out / "summary.json")
+def _write_summary(out: Path, profile: str, rows: list, log, where: dict = None):
+    write_json({"profile": profile, "machine": where, "notebooks": rows}, out / "summary.json")
     log(f"summary ({out / 'summary.json'}):")
     for row in rows:
         log("  " + _summary_line(row))

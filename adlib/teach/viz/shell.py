@@ -104,11 +104,14 @@ def shell_sentences(s: dict, train_ratio: float = None) -> list:
                    f"reference for 'normal' here. What the scores use is an ordering — anomalies farther from the "
                    f"origin than normal images — not the prior's density itself.")
     if train_ratio is not None and where(rn) != "on":
-        same = abs(math.log(max(rn, 1e-12) / max(train_ratio, 1e-12))) < math.log(2)
+        k = max(rn, 1e-12) / max(train_ratio, 1e-12)
         out.append(f"The model's own training images land at {train_ratio:.2f}·√d: "
-                   + ("normal test images land about as far out, so the model treats them like its training data."
-                      if same else
-                      f"normal test images land {rn / train_ratio:.1f}× as far from the origin, so even normal test "
+                   + (f"normal test images land about as far out ({rn:.2f}·√d, {k:.2f}×), so the model treats them "
+                      "like its training data." if abs(math.log(k)) < math.log(1.15) else
+                      f"normal test images land {k:.1f}× as far from the origin ({rn:.2f}·√d): "
+                      f"{'farther out' if k > 1 else 'nearer the origin'} than the training images, though within a "
+                      "factor 2." if abs(math.log(k)) < math.log(2) else
+                      f"normal test images land {k:.1f}× as far from the origin ({rn:.2f}·√d), so even normal test "
                       f"images are not where the training images go."))
     return out
 
@@ -136,10 +139,14 @@ def input_sentence(train_ratio: float, test_ratio: float, standardize: str, n_tr
     n_train <= channels images has rank < channels per position: directions no training image spans are
     divided by sqrt(eps) (adlib.features.standardize), which stretches new images."""
     k = test_ratio / max(train_ratio, 1e-12)
-    if k < 2:
+    if abs(math.log(max(k, 1e-12))) < math.log(1.15):
         return (f"The standardised input features of normal test images lie about as far out as the training "
+                f"images' ({test_ratio:.2f} vs {train_ratio:.2f}·√d, {k:.2f}×): the standardisation carries over to "
+                f"new images.")
+    if k < 2:
+        return (f"The standardised input features of normal test images lie {k:.1f}× as far out as the training "
                 f"images' ({test_ratio:.2f} vs {train_ratio:.2f}·√d): the standardisation carries over to new "
-                f"images.")
+                f"images only roughly.")
     why = (f" Per-position whitening fitted on {n_train} training images in {channels} channels has rank below "
            f"{channels}: along directions no training image spans, a new image's features are divided by √0.01 "
            f"(adlib.features.standardize adds eps = 0.01 to the covariance), i.e. stretched tenfold instead of scaled to "

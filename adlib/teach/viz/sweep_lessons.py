@@ -13,6 +13,7 @@ from adlib.method.inversion import invert, make_grid
 from adlib.schedule import ABAR
 from adlib.teach.viz.base import ANOMALOUS, NORMAL, SCORE_LABELS
 from adlib.teach.viz.explorers import _Explorer
+from adlib.teach import verdicts
 
 
 def one_step_numbers(model, z: torch.Tensor, grid: str = "paper") -> dict:
@@ -45,16 +46,22 @@ def step_auroc(rows, grid: str = "paper", score: str = "combined") -> dict:
     return {r["steps"]: r["image_auroc"] for r in rows if r["grid"] == grid and r["score"] == score}
 
 
-def plateau_step(auroc_by_step: dict, tol: float = 0.005) -> int:
-    """The smallest S after which no larger S improves the AUROC by more than `tol`."""
+def plateau_step(auroc_by_step: dict, tol: float = 0.005, labels=None) -> int:
+    """The smallest S after which no larger S improves the AUROC by more than `tol` — or, given the test
+    `labels`, by more than adlib.teach.verdicts' rule (beyond 2 standard errors of the difference)."""
     steps = sorted(auroc_by_step)
+
+    def better(u, s):
+        if labels is not None:
+            return verdicts.compare_aurocs(auroc_by_step[u], auroc_by_step[s], labels)["verdict"] == "higher"
+        return auroc_by_step[u] > auroc_by_step[s] + tol
     for s in steps:
-        if all(auroc_by_step[u] <= auroc_by_step[s] + tol for u in steps if u > s):
+        if not any(better(u, s) for u in steps if u > s):
             return s
     return steps[-1]
 
 
-def one_step_sentences(nums: dict, auroc_by_step: dict, score: str = "combined") -> list:
+def one_step_sentences(nums: dict, auroc_by_step: dict, score: str = "combined", labels=None) -> list:
     """Why S = 1 does what it does on this run, from `one_step_numbers` and the sweep's AUROCs."""
     s1, best_s = auroc_by_step.get(1), max(auroc_by_step, key=auroc_by_step.get)
     out = [f"With S = 1 the grid is t = {nums['t_from']} → {nums['t_to']}: ε is evaluated once, at "
@@ -71,6 +78,23 @@ def one_step_sentences(nums: dict, auroc_by_step: dict, score: str = "combined")
         return out
     gap = auroc_by_step[best_s] - s1
     label = SCORE_LABELS.get(score, score)
+    if labels is not None:
+        others = [u for u in auroc_by_step if u != 1]
+        if not others:
+            return out
+        best_s = max(others, key=auroc_by_step.get)
+        gap = auroc_by_step[best_s] - s1
+        c = verdicts.compare_aurocs(auroc_by_step[best_s], s1, labels)
+        se = f" (± {verdicts.auroc_se(s1, labels):.3f})"
+        if c["verdict"] == "tie":
+            return out + [f"Measured ({label}): S = 1 reaches image AUROC {s1:.3f}{se}, S = {best_s} "
+                          f"{auroc_by_step[best_s]:.3f}: a gap of {gap:.3f}, within {c['k']:g} standard errors of "
+                          f"the difference ({c['k'] * c['se']:.3f}) — on this run the single step does *not* "
+                          f"collapse (median cosine of ε(z, 0) with z: {nums['eps_cos']:.2f})."]
+        return out + [f"Measured ({label}): S = 1 reaches image AUROC {s1:.3f}{se}, S = {best_s} "
+                      f"{auroc_by_step[best_s]:.3f} ({gap:+.3f}, beyond {c['k']:g} standard errors, "
+                      f"{c['k'] * c['se']:.3f}): the single step loses; more steps let ε be re-evaluated at "
+                      f"noisier t, where it has learned the shape of the normal features."]
     if gap > 0.05:
         out.append(f"Measured ({label}): S = 1 reaches image AUROC {s1:.3f}, S = {best_s} "
                    f"{auroc_by_step[best_s]:.3f} ({gap:+.3f}): the single step collapses; more steps let ε be "
@@ -104,6 +128,65 @@ def head_speed_needed(backbone_ips: float, fraction: float) -> float:
     return float("inf") if fraction >= 1 else backbone_ips * fraction / (1 - fraction)
 
 
+def speed_from_seconds(seconds: dict, n: int) -> tuple:
+    """({name: speed fields}, backbone fields) from adlib.evaluation.speed_table.time_heads' seconds, every figure
+    derived from the two medians the table shows, so they agree with each other:
+
+    backbone B = n / median(backbone seconds), head H = n / median(head seconds) (images/s alone);
+    end to end 1 / (1/B + 1/H) images/s; x backbone = (1/B) / (1/B + 1/H) < 1. `*_spread`: interquartile range /
+    median of the per-round times (how much a loaded machine moved them)."""
+    def med_spread(x):
+        x = np.asarray(x, dtype=float)
+        q1, med, q3 = np.percentile(x, [25, 50, 75])
+        return float(med), float((q3 - q1) / med) if med > 0 else 0.0
+    b_med, b_spread = med_spread(seconds["backbone"])
+    back = {"images_per_second": n / b_med, "ms_per_image": 1e3 * b_med / n, "spread": b_spread,
+            "rounds": len(seconds["backbone"])}
+    rows = {}
+    for name, sec in seconds.items():
+        if name == "backbone":
+            continue
+        h_med, h_spread = med_spread(sec)
+        total = b_med + h_med
+        rows[name] = {"head_ms_per_image": 1e3 * h_med / n, "head_images_per_second": n / h_med if h_med else float("inf"),
+                      "head_spread": h_spread, "images_per_second": n / total, "backbone_ratio": b_med / total,
+                      "backbone_images_per_second": back["images_per_second"]}
+    return rows, back
+
+
+def dev_mask(test) -> np.ndarray:
+    """True for the test samples of the development half: the ELPV `:dev` protocol's seeded halving
+    (adlib.data.datasets.protocol_half: normals and anomalous halved separately), applied to any test part."""
+    from adlib.data.datasets import protocol_half
+    keep = {s.path for s in protocol_half(list(test), "dev")}
+    return np.array([s.path in keep for s in test])
+
+
+def half_aurocs(scores, labels, dev) -> tuple:
+    """(image AUROC on the development half, on the held-out half) of one score."""
+    v, y, dev = np.asarray(scores, dtype=float), np.asarray(labels), np.asarray(dev, dtype=bool)
+    return (image_metrics(y[dev], v[dev])["image_auroc"], image_metrics(y[~dev], v[~dev])["image_auroc"])
+
+
+def family(name: str, control_prefix: str) -> str:
+    """The method a row belongs to: its settings (S, score, (r, K)) are chosen within the family."""
+    for f in (control_prefix, "invad", "reconstruction"):
+        if name.startswith(f):
+            return f
+    return name
+
+
+def choose_on_dev(rows, control_prefix: str) -> list:
+    """One row per method family, the setting with the best `dev_auroc`, its `image_auroc` replaced by the
+    held-out half's (`held_auroc`): designs chosen on one half, reported on the other."""
+    best = {}
+    for r in rows:
+        f = family(r["name"], control_prefix)
+        if f not in best or r["dev_auroc"] > best[f]["dev_auroc"]:
+            best[f] = r
+    return [dict(r, image_auroc=r["held_auroc"], all_auroc=r["image_auroc"]) for r in best.values()]
+
+
 def _best(rows, prefix):
     rr = [r for r in rows if r["name"].startswith(prefix)]
     return max(rr, key=lambda r: r["image_auroc"]) if rr else None
@@ -113,7 +196,7 @@ def _label(r):
     return r["name"] + (f" ({r['score']})" if r.get("score") else "")
 
 
-def method_sentences(rows, control_prefix: str, control_kind: str, tie: float = 0.005) -> list:
+def method_sentences(rows, control_prefix: str, control_kind: str, tie: float = 0.005, labels=None) -> list:
     """Which method won on these rows, by how much, and whether training beat its control.
 
     rows: the speed table's rows (name, score?, image_auroc, images_per_second); control_prefix: the
@@ -125,12 +208,17 @@ def method_sentences(rows, control_prefix: str, control_kind: str, tie: float = 
     others = [x for x in (_best(rows, "padim"), _best(rows, "knn"), _best(rows, "reconstruction")) if x]
     ranked = sorted([x for x in (trained, control, *others) if x], key=lambda r: -r["image_auroc"])
     top = ranked[0]["image_auroc"]
-    level = [r for r in ranked if top - r["image_auroc"] < tie]
+    if labels is not None:   # adlib.teach.verdicts: level = within 2 standard errors of the difference
+        level = [r for r in ranked if verdicts.compare_aurocs(top, r["image_auroc"], labels)["verdict"] == "tie"]
+    else:
+        level = [r for r in ranked if top - r["image_auroc"] < tie]
+    fmt = (lambda a: verdicts.fmt_auroc(a, labels)) if labels is not None else (lambda a: f"{a:.3f}")
     out = []
     if len(level) > 1:
-        names = ", ".join(f"{_label(r)} {r['image_auroc']:.3f}" for r in level)
+        names = ", ".join(f"{_label(r)} {fmt(r['image_auroc'])}" for r in level)
+        within = (f"within {verdicts.K:g} standard errors of the best" if labels is not None else f"within {tie} of each other")
         out.append(f"No clear winner: {names} "
-                   f"are within {tie} of each other (image AUROC; a few test images more or less would reorder them).")
+                   f"are {within} (image AUROC; a few test images more or less would reorder them).")
     else:
         out.append(f"{_label(ranked[0])} wins with image AUROC {top:.3f}, {top - ranked[1]['image_auroc']:+.3f} over "
                    f"the runner-up ({_label(ranked[1])}, {ranked[1]['image_auroc']:.3f}).")
@@ -141,8 +229,13 @@ def method_sentences(rows, control_prefix: str, control_kind: str, tie: float = 
         d = trained["image_auroc"] - control["image_auroc"]
         what = ("its fitted Gaussian base alone (the residual set to zero)" if control_kind == "zero-residual"
                 else "the untrained network (ε = 0, so the latent is z and the score a plain norm of the features)")
-        verdict = ("training added" if d > 0.005 else "training lost" if d < -0.005 else "training changed little:")
-        out.append(f"Against its control, {what}: {_label(control)} scores {control['image_auroc']:.3f}; "
+        if labels is not None:
+            c = verdicts.compare_aurocs(trained["image_auroc"], control["image_auroc"], labels)
+            verdict = {"higher": "training added", "lower": "training lost",
+                       "tie": "level within 2 standard errors — training changed nothing measurable:"}[c["verdict"]]
+        else:
+            verdict = ("training added" if d > 0.005 else "training lost" if d < -0.005 else "training changed little:")
+        out.append(f"Against its control, {what}: {_label(control)} scores {fmt(control['image_auroc'])}; "
                    f"{verdict} {d:+.3f}.")
     elif control_kind == "itself":
         out.append("This model is a closed-form Gaussian ε with nothing trained: it is its own control.")

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import torch
 from scipy.special import gammaln
 
+from adlib.teach.verdicts import auroc_standard_error  # noqa: F401  (one implementation, re-exported)
 from adlib.teach.viz.base import ANOMALOUS, NORMAL, _auroc
 
 DIMENSIONS = (1, 2, 4, 8, 16, 32, 64, 192, 768, 3072, 12288, 49152)  # 49152 = 192 x 16 x 16
@@ -107,17 +108,6 @@ def nll_auroc_theory(d: int, shift: float = 0.0, scale: float = 1.0) -> float:
     lam = d * shift ** 2 / scale ** 2
     dist = stats.ncf(d, d, lam) if lam > 0 else stats.f(d, d)
     return float(dist.sf(1.0 / scale ** 2))
-
-
-def auroc_standard_error(auroc: float, n_pos: int, n_neg: int) -> float:
-    """Standard error of an empirical AUROC (Hanley & McNeil 1982), symmetric in AUROC <-> 1 - AUROC:
-    var = (A(1-A) + (n_pos - 1)(Q1 - A^2) + (n_neg - 1)(Q2 - A^2)) / (n_pos n_neg), Q1 = A/(2-A), Q2 = 2A^2/(1+A)."""
-    a = float(auroc)
-    if a < 0.5:  # the same statistic with the classes swapped
-        a, n_pos, n_neg = 1 - a, n_neg, n_pos
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
-    return math.sqrt(max(var, 0.0))
 
 
 def dimension_for_auroc(target: float, scale: float, shift: float = 0.0, d_max: int = 10 ** 6) -> int:

@@ -17,8 +17,9 @@ from plotly.subplots import make_subplots
 
 from adlib.models import denoising_loss
 from adlib.models.controls import ZeroEps
-from adlib.schedule import ABAR, add_noise
+from adlib.schedule import ABAR, T, add_noise
 from adlib.teach.viz.explorers import _Explorer
+from adlib.teach import verdicts
 
 
 def ema_weights(n_steps: int, decay: float) -> np.ndarray:
@@ -42,8 +43,10 @@ def ema_summary(n_steps: int, decay: float) -> dict:
             "tail90": tail90, "constant_window": 1 / (1 - decay)}
 
 
-def ema_sentence(summary: dict, lr_mean: float, lr_peak: float, rel_distance: float, auroc_gap: float) -> str:
-    """Why EMA and raw weights agree (or not) on this run, from its numbers."""
+def ema_sentence(summary: dict, lr_mean: float, lr_peak: float, rel_distance: float, auroc_gap: float,
+                 gap_se: float = None) -> str:
+    """Why EMA and raw weights agree (or not) on this run, from its numbers. gap_se: the standard error of the
+    AUROC difference (adlib.teach.verdicts); given, 'alike' means within 2 of them, else within 0.01."""
     n, s = summary["steps"], summary
     text = (f"After {n} steps the EMA's decay is {s['last_decay']:.4f} (diffusers' warm-up n/(n+9), capped at "
             f"{s['decay']}): the EMA is a weighted average of the weights of the last {s['tail90']} steps (90 % of its "
@@ -54,8 +57,10 @@ def ema_sentence(summary: dict, lr_mean: float, lr_peak: float, rel_distance: fl
     text += (f"Over those steps the cosine schedule's learning rate averages {lr_mean:.2g}, {lr_mean / lr_peak:.1%} of "
              f"its peak {lr_peak:g}, so the raw weights hardly move while the EMA averages them: "
              f"‖θ_EMA − θ‖ / ‖θ‖ = {rel_distance:.3f}. ")
-    if abs(auroc_gap) < 0.01:
-        text += f"Hence EMA and raw weights score alike (best image AUROC differs by {auroc_gap:+.3f})."
+    tie = abs(auroc_gap) <= verdicts.K * gap_se if gap_se is not None else abs(auroc_gap) < 0.01
+    if tie:
+        text += (f"Hence EMA and raw weights score alike (best image AUROC differs by {auroc_gap:+.3f}"
+                 + (f", within {verdicts.K:g} standard errors, {verdicts.K * gap_se:.3f})." if gap_se is not None else ")."))
     else:
         text += (f"Still, their best image AUROC differs by {auroc_gap:+.3f} (EMA − raw): the averaged weights "
                  "are a different model here, worth comparing on validation data before choosing one.")
@@ -93,6 +98,42 @@ def loss_verdict(trained: float, control: float, control_name: str) -> str:
                 f"({control_name}, {control:.4f}): it learned nothing that generalises, and lost ground.")
     return (f"The trained model's held-out denoising loss {trained:.4f} is within 1 % of its control's "
             f"({control_name}, {control:.4f}; {r:+.2%}): it learned nothing the control does not already give.")
+
+
+@torch.no_grad()
+def per_image_losses(model, z: torch.Tensor, seed: int = 0, n_t: int = 8, batch_size: int = 64,
+                     t: int = None) -> np.ndarray:
+    """Each image's denoising loss (1 / C h w) ||n - eps(x_t, t)||^2 averaged over n_t draws of (t, n), with the
+    draws of adlib.models.denoising_loss (same seed: same t and noise for every model), so their mean is it.
+    t given: that timestep for every draw, as denoising_loss(..., t=t) and loss_at_t."""
+    g = torch.Generator().manual_seed(seed)
+    out = torch.zeros(len(z), dtype=torch.float64)
+    for _ in range(n_t):
+        steps = (torch.randint(0, T, (len(z),), generator=g) if t is None
+                 else torch.full((len(z),), int(t), dtype=torch.long))
+        noise = torch.randn(z.shape, generator=g, dtype=z.dtype)
+        for i in range(0, len(z), batch_size):
+            ti, ni = steps[i:i + batch_size], noise[i:i + batch_size]
+            eps = model(add_noise(z[i:i + batch_size], ti, ni), ti).to(z.dtype)
+            out[i:i + batch_size] += (eps - ni).pow(2).flatten(1).mean(1).double()
+    return (out / n_t).numpy()
+
+
+def paired_loss_verdict(trained: np.ndarray, control: np.ndarray, control_name: str) -> tuple:
+    """(sentence, verdicts.compare_paired result) for per-image held-out losses of a trained model and its
+    control on the same images and draws: the mean difference judged against 2 standard errors."""
+    c = verdicts.compare_paired(np.asarray(trained) - np.asarray(control))
+    mt, mc = float(np.mean(trained)), float(np.mean(control))
+    nums = (f"held-out denoising loss {mt:.4f} vs its control's ({control_name}) {mc:.4f}: difference "
+            f"{c['diff']:+.4f} ± {c['se']:.4f} (one standard error over {len(trained)} images)")
+    if c["verdict"] == "lower":
+        return (f"The trained model's {nums}, beyond {c['k']:g} standard errors below: training learned structure "
+                "of the noise that holds on new images.", c)
+    if c["verdict"] == "higher":
+        return (f"The trained model's {nums}, beyond {c['k']:g} standard errors above: it learned nothing that "
+                "generalises, and lost ground.", c)
+    return (f"The trained model's {nums}, within {c['k']:g} standard errors: on these images it is level with its "
+            "control — no measurable gain from training.", c)
 
 
 def shift_sentence(train_ms: float, val_ms: float, n_train: int, channels: int) -> str:

@@ -1,0 +1,24 @@
+"""EpsStandard: the closed-form eps of N(0, I), for features already whitened by the chosen Gaussian.
+
+`--standardize auto` (adlib/features/covariance.py) whitens each position by the Gaussian most likely on held-out
+normal features; in those coordinates normal features are N(0, I) under that Gaussian, whose optimal eps is
+
+    eps*(x, t) = sqrt(1 - abar_t) x          (EpsGaussian with mu = 0, Sigma = I)
+
+so S DDIM steps scale x by one global factor (DESIGN §6: rankings survive any S) and the norm map is the chosen
+Gaussian's Mahalanobis distance map. Nothing is fitted here: refitting a per-position covariance in whitened
+coordinates would bring back the rank deficiency (rank <= N - 1 < C) the choice avoided.
+"""
+import torch
+
+from adlib.models.gaussian import EpsGaussian
+
+
+class EpsStandard(EpsGaussian):
+    """eps of the standard normal at every position; `fit_base` checks shapes and fits nothing."""
+
+    @torch.no_grad()
+    def fit_base(self, z: torch.Tensor) -> "EpsStandard":
+        if tuple(z.shape[1:]) != tuple(self.mean.shape):
+            raise ValueError(f"features of shape {tuple(z.shape[1:])} do not fit a model for {tuple(self.mean.shape)}")
+        return self
