@@ -13,59 +13,13 @@ import torch
 from PIL import Image
 
 from adlib.cli import main
-from adlib.data import load_mask, make_mini_mvtec
+from adlib.data import load_mask
 from adlib.errors import AdlibError
 from adlib.runs.config import RunConfig
-
-TINY = ["--iters", "4", "--batch-size", "4", "--image-size", "64"]
-
-
-def _visible_lines(err: str) -> list:
-    """Non-empty stderr lines as a terminal shows them (progress bars redraw with \\r and are cleared),
-    without the kit's one-line warnings (e.g. few validation images), which come before an error."""
-    lines = (line.rsplit("\r", 1)[-1].strip() for line in err.split("\n"))
-    return [line for line in lines if line and not line.startswith("warning: ")]
-
-
-def _fails(capsys, argv, *needles) -> str:
-    """main(argv) exits with 2 and one `error:` line on stderr containing every needle; returns it."""
-    rc = main(argv)
-    out, err = capsys.readouterr()
-    assert rc == 2, (out, err)
-    assert "Traceback" not in err
-    lines = _visible_lines(err)
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert str(needle) in lines[0], (needle, lines[0])
-    return lines[0]
-
-
-def _train(data, out, *extra):
-    return ["train", "--data", str(data), "--out", str(out), *TINY, *extra]
+from cli_support import TINY, _fails, _private_cache, _train, _visible_lines, cat, data  # noqa: F401
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: torch on one thread
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    # Each test gets its own feature cache: the copies of the data below are byte-identical to each
-    # other, the cache key hashes image bytes only, and a hit keeps only the samples whose paths match
-    # those the entry was made with -- none, for a copy at another path.
-    monkeypatch.setenv("ADLIB_CACHE", str(tmp_path / "feature-cache"))
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    # 24 normal training images: 2 held out for validation (the fewest calibration accepts)
-    return make_mini_mvtec(tmp_path_factory.mktemp("cli-data") / "cat", seed=7, size=64, n_train=24,
-                           n_test_good=2, n_test_per_defect=1)
-
-
-@pytest.fixture
-def cat(data, tmp_path):
-    """A private, writable copy of the category."""
-    return shutil.copytree(data, tmp_path / "cat")
 
 
 @pytest.fixture(scope="module")
@@ -381,37 +335,3 @@ def test_cache_info_and_clear(data, tmp_path, capsys):
     assert main(["cache", "clear"]) == 0
     assert "removed" in capsys.readouterr().out
     assert main(["cache", "info"]) == 0 and " 0 entries" in capsys.readouterr().out
-
-
-# --- model presets and --model-kwargs ------------------------------------------------------------
-
-def test_model_help_lists_every_preset():
-    from adlib.cli.common import MODEL_PRESETS
-    from adlib.models import PRESETS
-    assert sorted(MODEL_PRESETS.split(" | ")) == sorted(PRESETS)
-
-
-def test_model_kwargs_reach_the_model_and_the_saved_config(cat, tmp_path, capsys):
-    out = tmp_path / "run"
-    kwargs = '{"residual_kwargs": {"hidden": 32, "depth": 1}, "base_kwargs": {"shrinkage": 0.2}}'
-    assert main([*_train(cat, out, "--model", "gaussian+conv", "--model-kwargs", kwargs)]) == 0
-    cfg = json.loads((out / "config.json").read_text())
-    assert cfg["model"] == "gaussian+conv" and cfg["model_kwargs"] == json.loads(kwargs)
-    model = json.loads((out / "ema" / "config.json").read_text())
-    assert model["residual_kwargs"] == {"hidden": 32, "depth": 1} and model["base_kwargs"]["shrinkage"] == 0.2
-
-
-@pytest.mark.parametrize("text, needle", [("{bad", "is not JSON"), ("[1, 2]", "must be a JSON object")])
-def test_model_kwargs_that_are_not_a_json_object(cat, tmp_path, capsys, text, needle):
-    out = tmp_path / "run"
-    with pytest.raises(SystemExit) as e:
-        main([*_train(cat, out, "--model-kwargs", text)])
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and "--model-kwargs" in err and needle in err and not out.exists()
-
-
-def test_model_kwargs_the_model_does_not_take(cat, tmp_path, capsys):
-    out = tmp_path / "run"
-    _fails(capsys, [*_train(cat, out, "--model", "gaussian+conv", "--model-kwargs", '{"residual_kwargs": {"nope": 1}}')],
-           "nope", "--model gaussian+conv")
-    assert not out.exists()

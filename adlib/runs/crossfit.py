@@ -24,18 +24,28 @@ from adlib.models import build_model
 CALIBRATIONS = ("auto", "cross-fit", "split")
 
 
-def is_closed_form(cfg, channels: int) -> bool:
-    """True for a model that is fitted (`fit_base`) and has nothing to train: it can be refitted per fold."""
-    with torch.device("meta"):  # shapes only, no memory
-        model = build_model(cfg.model, channels, max(1, cfg.image_size // 16), **cfg.model_kwargs)
-    return hasattr(model, "fit_base") and not any(p.requires_grad for p in model.parameters())
+def shape_model(cfg):
+    """The run's eps-network built on the meta device: shapes only, no memory, even for the 1.2 B DiT."""
+    channels = BACKBONES[cfg.backbone]["channels"] if cfg.backbone in BACKBONES else 8
+    with torch.device("meta"):
+        return build_model(cfg.model, channels, max(1, cfg.image_size // 16), **cfg.model_kwargs)
+
+
+def nothing_to_train(cfg) -> bool:
+    """No trainable parameter (`gaussian`, `standard`): the run stores one copy of its model, no EMA or loss."""
+    return not any(p.requires_grad for p in shape_model(cfg).parameters())
+
+
+def is_closed_form(cfg) -> bool:
+    """Fitted (`fit_base`) with nothing to train, e.g. `gaussian`: it can be refitted once per fold."""
+    return hasattr(shape_model(cfg), "fit_base") and nothing_to_train(cfg)
 
 
 def resolve(cfg) -> str:
     """The calibration a run is made with: `cross-fit` or `split` (`auto` picks cross-fit for closed-form models)."""
     if cfg.calibration not in CALIBRATIONS:
         raise AdlibError(f"unknown --calibration {cfg.calibration!r}: choose one of {', '.join(CALIBRATIONS)}")
-    closed = is_closed_form(cfg, BACKBONES[cfg.backbone]["channels"] if cfg.backbone in BACKBONES else 8)
+    closed = is_closed_form(cfg)
     if cfg.calibration == "cross-fit" and not closed:
         raise AdlibError(f"--calibration cross-fit refits the model once per fold, which needs a closed-form model "
                          f"(nothing trained, e.g. --model gaussian); --model {cfg.model} trains: use --calibration "

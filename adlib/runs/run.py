@@ -28,7 +28,7 @@ from adlib.files import atomic_write_text, recover_dir, write_json
 from adlib.method import calibration, scoring
 from adlib.method.inversion import invert, make_grid
 from adlib.method.precision import autocast, resolve_precision
-from adlib.models import build_model, load_model
+from adlib.models import load_model
 from adlib.runs import crossfit
 from adlib.runs.config import RunConfig
 from adlib.runs.train import atomic_save_pretrained, fit, lr_lambda, pick_device
@@ -215,22 +215,14 @@ def check_options(cfg: RunConfig, num_processes: int = 1):
     if cfg.bit_depth not in (-1, 0, *range(8, 17)):
         raise AdlibError(f"--bit-depth {cfg.bit_depth}: use 8..16 for integer images, 0 for float images in [0, 1]")
     try:
-        _shape_model(cfg)
+        crossfit.shape_model(cfg)
     except TypeError as e:
         raise AdlibError(f"model settings {cfg.model_kwargs} do not fit --model {cfg.model}: {e}") from None
 
 
-def _shape_model(cfg: RunConfig):
-    """The run's eps-network built on the meta device: shapes only, no memory, even for the 1.2 B DiT."""
-    from adlib.features.backbone import BACKBONES
-    channels = BACKBONES[cfg.backbone]["channels"] if cfg.backbone in BACKBONES else 8
-    with torch.device("meta"):
-        return build_model(cfg.model, channels, max(1, cfg.image_size // 16), **cfg.model_kwargs)
-
-
 def closed_form(cfg: RunConfig) -> bool:
     """Whether the run's model is fitted in closed form with nothing to train (`--model gaussian`)."""
-    return not any(p.requires_grad for p in _shape_model(cfg).parameters())
+    return crossfit.nothing_to_train(cfg)
 
 
 def weights_dir(path, weights: str = "ema") -> Path:
