@@ -104,7 +104,7 @@ def test_train_writes_a_run(run64):
     assert split["skipped"] == 0
     assert len(split["train"]) == 22 and len(split["val"]) == 2 and len(split["test"]) == 5
     cfg = json.loads((run64 / "config.json").read_text())
-    assert cfg["image_size"] == 64 and cfg["iters"] == 4 and cfg["standardize"] == RunConfig().standardize
+    assert cfg["image_size"] == 64 and cfg["iters"] == 0 and cfg["standardize"] == RunConfig().standardize
 
 
 # --- 1. missing or empty train/good --------------------------------------------------------------
@@ -214,8 +214,9 @@ def test_existing_run_and_mismatched_resume(run64, data, capsys):
     _fails(capsys, _train(data, run64, "--resume", "--image-size", "96"), run64, "--image-size")
     _fails(capsys, _train(data, run64, "--resume", "--backbone", "b4"), run64, "backbone")
     _fails(capsys, _train(data, run64, "--resume", "--model", "unet"), run64, "model")
-    # everything else that decides the run's numbers is compared too (only --device may change)
-    for option, value in [("--lr", "0.01"), ("--split-seed", "3"), ("--iters", "9"), ("--seed", "2"),
+    # everything else that decides the run's numbers is compared too (only --device may change; --iters decides
+    # nothing for this closed-form run, which records iters 0)
+    for option, value in [("--lr", "0.01"), ("--split-seed", "3"), ("--seed", "2"),
                           ("--warmup", "0.5"), ("--batch-size", "2"), ("--bit-depth", "12")]:
         _fails(capsys, _train(data, run64, "--resume", option, value), run64, option, value)
     _fails(capsys, ["train", "--data", str(data) + "/", "--out", str(run64), *TINY, "--resume"], run64, "--data")

@@ -54,7 +54,7 @@ def test_cli_train_evaluate_compare(mini, tmp_path, capsys):
     assert len(default) == 1 and default[0]["name"] == "invad S=3" and default[0]["score"] == "local-top"
     assert c["default"] == {"steps": 3, "grid": "paper", "score": "local-top", "in_table": True}
     assert {m["score"] for m in c["methods"] if m["name"] == "invad S=3"} == {"nll", "diff", "combined",
-                                                                                 "local-max", "local-top"}
+                                                                                 "local-max", "local-top", "max"}
     out = capsys.readouterr().out
     assert "invad S=3 (default)" in out
     assert "padim" in out and "invad S=3" in out

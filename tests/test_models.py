@@ -11,7 +11,8 @@ SMALL = {"mlp": dict(hidden=32, depth=2), "mlp-pos": dict(hidden=32, depth=2), "
          "gaussian+mlp": dict(residual_kwargs=dict(hidden=32, depth=2)),
          "gaussian+conv": dict(residual_kwargs=dict(hidden=32, depth=2)),
          "gaussian+dit": dict(residual_kwargs=dict(hidden=32, depth=2, heads=2)),
-         "gaussian+unet": dict(residual="unet", residual_kwargs=dict(widths=(32, 64)))}
+         "gaussian+unet": dict(residual="unet", residual_kwargs=dict(widths=(32, 64))),
+         "standard+conv": dict(residual_kwargs=dict(hidden=32, depth=2))}
 RESIDUAL_NAMES = [n for n in SMALL if n.startswith("gaussian+")]
 
 
@@ -120,6 +121,20 @@ def test_residual_starts_as_its_gaussian_base_and_trains_only_the_residual(name)
     assert buffers == {"base.mean", "base.eigvec", "base.eigval", "base.rho"}
     m(x, t).square().sum().backward()  # gradients reach the residual's output layer, nothing else is a parameter
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+
+
+def test_standard_residual_starts_at_the_standard_normals_eps_and_its_control_is_the_base():
+    """standard+conv: eps(x, t) = sqrt(1 - abar_t) x + r(x, t) with r = 0 at the start; the control is the base."""
+    from adlib.models import EpsStandard
+    from adlib.models.controls import control_model
+    from adlib.schedule import alphas_cumprod
+    m = small("standard+conv", 6, 4).fit_base(Z)
+    x, t = torch.randn(4, 6, 4, 4), torch.tensor([0, 333, 666, 999])
+    abar = alphas_cumprod()[t].view(-1, 1, 1, 1).float()
+    assert isinstance(m.base, EpsStandard) and torch.allclose(m(x, t), (1 - abar).sqrt() * x, atol=1e-4)
+    assert control_model(m) == ("zero-residual", m.base)
+    with pytest.raises(ValueError, match="base_model"):
+        EpsResidual(channels=6, grid=4, base_model="laplace")
 
 
 def test_fit_base_hook_and_base_from_a_saved_folder(tmp_path):

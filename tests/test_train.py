@@ -69,7 +69,7 @@ def test_paper_recipe_and_epochs():
     from adlib.runs.config import recipe
     c = recipe("paper")
     assert (c.model, c.backbone, c.batch_size, c.lr, c.ema_decay, c.grad_checkpointing) == \
-        ("dit-paper", "b4", 64, 5e-5, 0.999, True)
+        ("dit-paper", "b4", 64, 5e-5, 0.999, "auto")
     assert c.iters_for(3000) == 300 * 3000 // 64 + 1  # 300 epochs of 3000 images at batch 64 (rounded up)
     a = parser().parse_args(["train", "--out", "x", "--recipe", "paper", "--iters", "7"])
     given = _config(a)  # options on the command line win over the recipe

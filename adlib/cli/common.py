@@ -11,7 +11,7 @@ SPEC_HELP = ("elpv:mono|poly|all[:dev|test], mvtec:PATH_TO_CATEGORY, mvtec-root:
 
 
 MODEL_PRESETS = ("mlp | mlp-pos | conv | unet | dit | dit-paper | gaussian | gaussian+mlp | gaussian+conv | "
-                 "gaussian+dit | standard")  # adlib.models.PRESETS (not imported here: diffusers is slow to import)
+                 "gaussian+dit | standard | standard+conv | standard+dit")  # adlib.models.PRESETS (diffusers imports slowly)
 
 
 def json_object(text: str, option: str) -> dict:
@@ -67,7 +67,8 @@ def train_options(p, required_out=True, data_help=None):
         typed = {"choices": kind} if isinstance(kind, list) else {"type": kind}
         p.add_argument("--" + name.replace("_", "-"), **typed, help=f"{text} (cpu recipe: {getattr(d, name)})")
     p.add_argument("--grad-checkpointing", action=argparse.BooleanOptionalAction, default=None,
-                   help="recompute block activations in backward, memory for time (cpu recipe: off; paper: on)")
+                   help="recompute block activations in backward, memory for time (cpu recipe: off; paper: auto = on only "
+                        "where the device's free memory cannot hold training without it, adlib/runs/memory.py)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--skip-bad", action="store_true", help="skip (and count) images that cannot be decoded")
 

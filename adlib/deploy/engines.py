@@ -27,7 +27,7 @@ class TorchEngine:
     @torch.no_grad()
     def __call__(self, images, kept) -> tuple:
         """(scores float64 (B,), anomalous bool (B,), norm maps B x h x w) of a decoded batch."""
-        with self.run.autocast():  # the run's precision (bf16 autocast on CUDA by default); Run.scores uses it too
+        with self.run.backbone_autocast():  # the backbone's precision rule (fp32); Run.scores autocasts the eps-network
             z = self.run.extractor(images.to(self.run.device)).float().cpu()
         bad = ~torch.isfinite(z).flatten(1).all(1)
         if bad.any():

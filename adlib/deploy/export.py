@@ -131,6 +131,8 @@ class ImageScore(nn.Module):
             return nll
         if self.kind == "diff":
             return diff
+        if self.kind == "max":
+            return amap.double().flatten(1).max(1).values
         if self.kind == "combined":
             return (nll - self.nll_min) / self.nll_scale + (diff - self.diff_min) / self.diff_scale
         local = ((amap.double() - self.map_mean) / self.map_std).flatten(1)

@@ -57,12 +57,12 @@ def end_to_end_ips(run, images, scorer, batch_size, rounds=1) -> tuple:
 
 
 def run_backbone(run):
-    """The run's backbone as its scoring runs it: under the run's precision (bf16 autocast or none), float32 out."""
-    if getattr(run, "autocast", None) is None:
+    """The run's backbone as its scoring runs it: under the run's backbone precision (fp32), float32 out."""
+    if getattr(run, "backbone_autocast", None) is None:
         return run.extractor
 
     def backbone(images):
-        with run.autocast():
+        with run.backbone_autocast():
             return run.extractor(images).float()
     return backbone
 
@@ -81,7 +81,8 @@ def method_rows(name, out, labels, masks, image_size, extra):
         if key == "map":
             continue
         m = all_metrics(labels, scores, masks, pixel=pixel)
-        row = {"name": name, **extra, **({"score": key} if key != "max" else {})}
+        scored = key != "max" or name.startswith("invad")  # a baseline's one score is its map's max: no label
+        row = {"name": name, **extra, **({"score": key} if scored else {})}
         row.update({k: m[k] for k in METRIC_NAMES}, mad=m["mad"])
         rows.append(row)
     return rows

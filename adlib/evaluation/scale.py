@@ -20,14 +20,13 @@ from pathlib import Path
 
 import torch
 
+from adlib.runs.memory import TRAIN_BYTES_PER_PARAM  # weights, gradients, AdamW moments, EMA: 20 bytes
+
 # MVTec AD's training split: 3,629 normal images over 15 categories (Bergmann et al., CVPR 2019).
 MVTEC_AD_TRAIN_IMAGES = 3629
 # Where the CPU figures of `--recipe paper`'s DiT come from (docs/paper-scale.md).
 MEASURED_CPU = dict(path="docs/bench/paper-model-cpu.json", date="2026-11-29",
                     command="python benchmarks/paper_model.py --bf16 --json docs/bench/paper-model-cpu.json")
-# Bytes per parameter while training with AdamW in fp32 master weights (bf16 autocast keeps them fp32):
-# weights 4 + gradients 4 + Adam's two moments 8 + the EMA copy 4.
-TRAIN_BYTES_PER_PARAM = 20
 
 
 def count_params(name: str, channels: int, grid: int, **overrides) -> int:

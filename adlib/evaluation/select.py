@@ -12,22 +12,7 @@ import torch
 
 from adlib.evaluation.metrics import image_metrics
 from adlib.evaluation.scorers import invad_scorer
-
-
-def synthetic_anomalies(z: torch.Tensor, seed: int = 0, sizes=(2, 3, 4)) -> torch.Tensor:
-    g = np.random.default_rng(seed)
-    out = z.clone()
-    n, _, h, w = z.shape
-    for i in range(n):
-        k = int(g.choice(sizes))
-        y, x = g.integers(0, h - k + 1), g.integers(0, w - k + 1)
-        if i % 2 == 0:
-            j, y2, x2 = g.integers(0, n), g.integers(0, h - k + 1), g.integers(0, w - k + 1)
-            out[i, :, y:y + k, x:x + k] = z[j, :, y2:y2 + k, x2:x2 + k]
-        else:
-            noise = torch.from_numpy(g.standard_normal((z.shape[1], k, k))).to(z.dtype)
-            out[i, :, y:y + k, x:x + k] += noise
-    return out
+from adlib.method.scoring import synthetic_anomalies  # noqa: F401 (moved there; imported from here too)
 
 
 def rank_settings(model, z_val, steps=(1, 2, 3, 5), grids=("paper",), scores=("nll", "diff", "combined"),

@@ -17,7 +17,7 @@ from adlib.features.backbone import BACKBONES, FeatureExtractor
 from adlib.features.standardize import standardize
 from adlib.method import scoring
 from adlib.method.inversion import invert, make_grid
-from adlib.method.precision import resolve_precision
+from adlib.method.precision import backbone_autocast, resolve_precision
 from adlib.models import build_model
 from adlib.runs.train import pick_device
 
@@ -50,10 +50,11 @@ def measure(extractor, stats, eps, batch_size, steps=3, grid="paper", device="cp
 
     @torch.no_grad()
     def score(with_inversion):
-        with autocast:
+        with backbone_autocast(device, "bf16" if bf16 else "fp32"):  # fp32 (adlib/method/precision.py)
             z = extractor(images).float()
-            if not with_inversion:
-                return z
+        if not with_inversion:
+            return z
+        with autocast:
             x = invert(model, standardize(z, stats), points)
         return scoring.latent_scores(x)  # the library's scoring, left on the device
 

@@ -40,7 +40,8 @@ def _weights_path(backbone: str) -> str:
 
 
 class FeatureExtractor(torch.nn.Module):
-    """Frozen backbone; forward(images in [0, 1], B x 3 x H x W) -> B x C x H/16 x W/16."""
+    """Frozen backbone; forward(images in [0, 1], B x 3 x H x W) -> B x C x H/16 x W/16. With an engine attached
+    (adlib/features/engine.py), plain fp32 CPU calls run its onnxruntime twin, the rest torch."""
 
     def __init__(self, backbone: str = "lite0", image_size: int = 256, pretrained: bool = True):
         """pretrained=False builds the same network with random weights: for timing only, never for scores."""
@@ -62,6 +63,13 @@ class FeatureExtractor(torch.nn.Module):
         self.net = net.eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.engine = None  # an onnxruntime twin for plain CPU calls (adlib/features/engine.py: use_engine)
+        self.eval()
+
+    def train(self, mode: bool = True):
+        """Always eval: frozen, BatchNorm on its running statistics even when a caller (an exporter restoring
+        the mode it found, a parent's .train()) asks for training mode."""
+        return super().train(False)
 
     @property
     def grid(self) -> int:
@@ -69,8 +77,12 @@ class FeatureExtractor(torch.nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        net = self.net
         images = images.to(self.mean.device)
+        if self.engine is not None:
+            from adlib.features.engine import plain_call
+            if plain_call(images) and self.engine.ready():
+                return self.engine(images)
+        net = self.net
         x = net._swish(net._bn0(net._conv_stem((images - self.mean) / self.std)))
         maps = []
         for i, block in enumerate(net._blocks[: max(self.blocks) + 1]):  # stop after the last stage used

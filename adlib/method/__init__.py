@@ -5,4 +5,4 @@ precision rule (`precision.py`: bf16 autocast on CUDA, fp32 on the CPU). Imports
 models below it; nothing above. The schedule (T, abar) is one floor lower still, in `adlib/schedule.py`,
 because the closed-form Gaussian eps needs it too."""
 
-SCORES = ("nll", "diff", "combined", "local-max", "local-top")  # image scores; here so the CLI need not import torch
+SCORES = ("nll", "diff", "combined", "local-max", "local-top", "max")  # image scores; here so the CLI need not import torch

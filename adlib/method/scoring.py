@@ -3,6 +3,8 @@
 NLL  = -log N(x_T; 0, I) = 1/2 sum x_T^2 + 1/2 C h w log(2 pi)
 A    = per-position norm map, A[i, j] = || x_T[:, i, j] ||_2; pixel map = A upsampled bilinearly
 Diff = max A - min A                  (anomalies are local: they stretch the spread of the map)
+max  = max A                          (the plain maximum of the map; with the closed-form Gaussian eps on
+                                       whitened features A is its Mahalanobis map, and this is PaDiM's score)
 combined = minmax(NLL) + minmax(Diff), the min-max fitted on normal validation images by default
            (`Normalizer.fit(val)`), or on the test set itself to reproduce the paper (transductive).
 Local scores (cracks are local: a sum over all positions dilutes them), from the same normal images:
@@ -22,6 +24,7 @@ from adlib.errors import AdlibError
 from adlib.method import SCORES
 
 LOCAL = ("local-max", "local-top")
+UNNORMALISED = ("nll", "diff", "max")  # scores that need no normaliser fitted on normal images
 TOP_K = 4  # positions averaged by local-top: a crack covers a few of the 16 x 16
 PRIOR_IMAGES = 10  # pseudo-images pulling each position's variance toward the average (`position_stats`)
 
@@ -124,7 +127,9 @@ class Normalizer:
 
 
 def image_score(scores: dict, kind: str, normalizer: Normalizer = None) -> np.ndarray:
-    """One number per image: `nll`, `diff`, or (with a normalizer) `combined`, `local-max`, `local-top`."""
+    """One number per image: `nll`, `diff`, `max`, or (with a normalizer) `combined`, `local-max`, `local-top`."""
+    if kind == "max":
+        return torch.as_tensor(scores["map"]).double().flatten(1).max(1).values.numpy()
     if kind == "combined":
         return normalizer.combined(scores)
     if kind in LOCAL:
@@ -132,6 +137,25 @@ def image_score(scores: dict, kind: str, normalizer: Normalizer = None) -> np.nd
     if kind not in SCORES:
         raise ValueError(f"unknown score {kind!r}: use one of {SCORES}")
     return np.asarray(scores[kind])
+
+
+def synthetic_anomalies(z: torch.Tensor, seed: int = 0, sizes=(2, 3, 4)) -> torch.Tensor:
+    """Feature-space CutPaste of normal features (N x C x h x w, standardised units), for label-free choices: in
+    each copy a random k x k patch of positions is replaced by another image's features at another place (even
+    copies) or gets N(0, 1) noise added (odd copies). Seeded; the input is not changed."""
+    g = np.random.default_rng(seed)
+    out = z.clone()
+    n, _, h, w = z.shape
+    for i in range(n):
+        k = int(g.choice(sizes))
+        y, x = g.integers(0, h - k + 1), g.integers(0, w - k + 1)
+        if i % 2 == 0:
+            j, y2, x2 = g.integers(0, n), g.integers(0, h - k + 1), g.integers(0, w - k + 1)
+            out[i, :, y:y + k, x:x + k] = z[j, :, y2:y2 + k, x2:x2 + k]
+        else:
+            noise = torch.from_numpy(g.standard_normal((z.shape[1], k, k))).to(z.dtype)
+            out[i, :, y:y + k, x:x + k] += noise
+    return out
 
 
 def conformal_threshold(normal_scores, fpr: float = 0.05):

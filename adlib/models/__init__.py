@@ -42,6 +42,9 @@ PRESETS = {  # name -> (class, kwargs); "dit-paper" is the paper's 1.2 B-paramet
     "gaussian+mlp": ("residual", dict(residual="mlp")),
     "gaussian+conv": ("residual", dict(residual="conv")),
     "gaussian+dit": ("residual", dict(residual="dit", residual_kwargs=dict(hidden=128, depth=3))),
+    # a learned residual over N(0, I) on `--standardize auto` features (the chosen Gaussian is the whitening)
+    "standard+conv": ("residual", dict(residual="conv", base_model="standard")),
+    "standard+dit": ("residual", dict(residual="dit", base_model="standard", residual_kwargs=dict(hidden=128, depth=3))),
 }
 
 

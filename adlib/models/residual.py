@@ -5,6 +5,8 @@ state dict with the residual's weights. r_theta is one of the eps-network famili
 with its output layer at zero, so a fresh model is the Gaussian's eps exactly and training learns only
 what the Gaussian misses. Only r_theta (`model.net`) has parameters; the base is `model.base`.
 
+`base_model="standard"` makes the base EpsStandard (eps of N(0, I), for `--standardize auto` features: the
+chosen Gaussian is then the whitening, and the residual learns what that Gaussian misses; presets `standard+...`).
 The base comes from `base=` (an EpsGaussian, or the folder of a saved one) or from `fit_base(z)`, the
 hook a training loop calls with the training features before the first step. `denoising_loss` measures
 base alone vs base + residual on held-out features: a residual that does not go below its base learned nothing.
@@ -20,10 +22,12 @@ from adlib.models.conv import EpsConv
 from adlib.models.dit import EpsDiT
 from adlib.models.gaussian import EpsGaussian
 from adlib.models.mlp import EpsMLP
+from adlib.models.standard import EpsStandard
 from adlib.models.unet import EpsUNet
 from adlib.schedule import T, add_noise
 
 RESIDUALS = {"mlp": EpsMLP, "conv": EpsConv, "dit": EpsDiT, "unet": EpsUNet}
+BASES = {"gaussian": EpsGaussian, "standard": EpsStandard}
 
 
 class EpsResidual(ModelMixin, ConfigMixin):
@@ -32,11 +36,13 @@ class EpsResidual(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, channels: int = 192, grid: int = 16, residual: str = "mlp", residual_kwargs: dict = None,
-                 base_kwargs: dict = None, base=None):
+                 base_kwargs: dict = None, base=None, base_model: str = "gaussian"):
         super().__init__()
         if residual not in RESIDUALS:
             raise ValueError(f"unknown residual {residual!r}: choose one of {', '.join(RESIDUALS)}")
-        self.base = EpsGaussian(channels=channels, grid=grid, **(base_kwargs or {}))
+        if base_model not in BASES:
+            raise ValueError(f"unknown base_model {base_model!r}: choose one of {', '.join(BASES)}")
+        self.base = BASES[base_model](channels=channels, grid=grid, **(base_kwargs or {}))
         self.net = RESIDUALS[residual](channels=channels, grid=grid, **(residual_kwargs or {}))
         if residual == "unet":  # the other families start at eps = 0 already (adaLN-Zero)
             nn.init.zeros_(self.net.unet.conv_out.weight), nn.init.zeros_(self.net.unet.conv_out.bias)

@@ -12,7 +12,7 @@ FEATURE_KEYS = ("backbone", "image_size", "standardize")
 # What may differ when a run is resumed: where it runs does not change its numbers.
 RESUME_FREE_KEYS = ("device",)
 # What training resolves and records (not an option): compared by what the options resolve to, not by its value.
-RESOLVED_KEYS = ("standardize_choice",)
+RESOLVED_KEYS = ("standardize_choice", "score_choice")
 
 
 @dataclass
@@ -37,7 +37,9 @@ class RunConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
-    grad_checkpointing: bool = False  # recompute block activations in backward: memory for time (large DiT)
+    grad_checkpointing: bool = False  # recompute block activations in backward: memory for time (large DiT);
+                                      # "auto": on only when training would not fit the device's free memory
+                                      # without it (adlib/runs/memory.py), saved resolved (true / false)
     t_focus: float = 0.0             # fraction of t drawn from the inversion grid's timesteps (S = 1, 2, 3, 5)
     checkpoint_every: int = 250
     snapshots: bool = True           # keep EMA weights at each checkpoint in RUN/snapshots (for `adlib select`)
@@ -55,10 +57,14 @@ class RunConfig:
     # scoring defaults, used by evaluate when no option overrides them
     steps: int = 3
     grid: str = "paper"
-    score: str = "local-top"         # nll | diff | combined (the paper's) | local-max | local-top
+    score: str = "local-top"         # nll | diff | combined (the paper's) | local-max | local-top | max
+                                     # | auto (closed-form runs: chosen in cross-fitting, saved resolved)
     # recorded at training time by `--standardize auto`: the Gaussian chosen on held-out normal features
     # (rho, shared or not, every candidate's held-out NLL; adlib/features/covariance.py)
     standardize_choice: dict = field(default_factory=dict)
+    # recorded at training time by `--score auto`: the score chosen on synthetic anomalies of out-of-fold normals
+    # (chosen, every candidate's synthetic AUROC; adlib/runs/crossfit.py choose_score); `score` holds the choice
+    score_choice: dict = field(default_factory=dict)
 
     def iters_for(self, n_train: int) -> int:
         return math.ceil(self.epochs * n_train / self.batch_size) if self.epochs > 0 else self.iters
@@ -94,6 +100,8 @@ class RunConfig:
         skip = set(RESUME_FREE_KEYS) | set(RESOLVED_KEYS) | ({"iters"} if self.epochs > 0 else set())
         skip |= {"bit_depth"} if asked.bit_depth == -1 else set()
         skip |= {"calibration"} if asked.calibration == "auto" else set()
+        skip |= {"grad_checkpointing"} if asked.grad_checkpointing == "auto" else set()
+        skip |= {"score"} if asked.score == "auto" and self.score_choice else set()
         for f in fields(self):
             was, now = getattr(self, f.name), getattr(asked, f.name)
             if f.name not in skip and was != now:
@@ -108,12 +116,13 @@ def _show(value):
 
 # Named recipes: field overrides on RunConfig's defaults. `paper` is DESIGN.md §2: EfficientNet-B4 features,
 # the 1.2 B-parameter DiT (hidden 2048, depth 16, 8 heads, patch 1), AdamW 1e-6 -> 5e-5 over 40 of 300
-# epochs then cosine to 1e-6, grad-clip 1, EMA 0.999, effective batch 64; bf16 comes with CUDA.
+# epochs then cosine to 1e-6, grad-clip 1, EMA 0.999, effective batch 64; bf16 comes with CUDA; gradient
+# checkpointing only where the device's memory does not hold training without it (adlib/runs/memory.py).
 RECIPES = {
     "cpu": {},
     "paper": dict(backbone="b4", standardize="none", model="dit-paper", lr=5e-5, min_lr=1e-6, warmup=40 / 300,
                   epochs=300, batch_size=64, ema_decay=0.999, grad_clip=1.0, weight_decay=0.0,
-                  grad_checkpointing=True, checkpoint_every=1000, score="combined"),
+                  grad_checkpointing="auto", checkpoint_every=1000, score="combined"),
 }
 
 

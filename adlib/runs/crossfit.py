@@ -8,6 +8,18 @@ them on all n (`fit_normals`), then the fold is inverted and scored. `calibratio
 out-of-fold scores into the normaliser and a threshold resting on all n. The run's own model is then fitted
 on all n. A model with a trained part keeps the split calibration on the validation normals (cross-fitting
 it would mean training it K times): `--calibration auto` (the default) picks, `cross-fit` or `split` forces.
+
+`--score auto` (closed-form runs only): the image score is chosen during that cross-fitting, without labels.
+Each held-out fold's standardised features also get feature-space CutPaste anomalies
+(`scoring.synthetic_anomalies`: a k x k patch swapped in from another image and place, or N(0, 1) added),
+scored by that fold's model and, for the normalised scores, that fold's normaliser (fitted on the other folds'
+out-of-fold maps, as its normals'). The criterion of each candidate in SCORE_CANDIDATES is the AUROC of all n
+out-of-fold normals against all n synthetic anomalies; the highest wins, ties going to the earlier candidate.
+Why: the choice must rest on normal images only, and every number in it comes from a model and a normaliser
+that never saw the images it scores, exactly as a test image is scored; `max` (the plain maximum of the map)
+suits parts that move, `local-top` (per-position standardisation) aligned ones, and the fake defects ask which
+of the two separates a local change from what is usual on this data. The choice and every candidate's
+criterion are kept in the calibration record and in config.json (`score_choice`).
 """
 import numpy as np
 import torch
@@ -22,6 +34,7 @@ from adlib.method.inversion import invert, make_grid
 from adlib.models import build_model
 
 CALIBRATIONS = ("auto", "cross-fit", "split")
+SCORE_CANDIDATES = ("local-top", "max")  # `--score auto`: ties go to the first (the score chosen on ELPV)
 
 
 def shape_model(cfg):
@@ -52,9 +65,12 @@ def resolve(cfg) -> str:
                          f"split or auto")
     if cfg.folds < 0:
         raise AdlibError(f"--folds {cfg.folds}: use 0 (automatic) or a number of folds from 2 to the number of normals")
-    if cfg.calibration == "auto":
-        return "cross-fit" if closed else "split"
-    return cfg.calibration
+    resolved = cfg.calibration if cfg.calibration != "auto" else ("cross-fit" if closed else "split")
+    if cfg.score == "auto" and resolved != "cross-fit":
+        raise AdlibError(f"--score auto is chosen during cross-fitted calibration, which needs a closed-form model "
+                         f"(e.g. --model standard or gaussian) and --calibration auto or cross-fit; --model {cfg.model} "
+                         f"with {resolved} calibration: give a score, e.g. --score local-top")
+    return resolved
 
 
 def fit_normals(cfg, z_raw: torch.Tensor):
@@ -67,29 +83,69 @@ def fit_normals(cfg, z_raw: torch.Tensor):
 
 
 @torch.no_grad()
-def out_of_fold(cfg, z_raw: torch.Tensor, folds, steps: int, grid: str, batch_size: int = 64) -> dict:
-    """Raw scores (nll, diff, map) of each normal image from the model fitted without its fold."""
+def out_of_fold(cfg, z_raw: torch.Tensor, folds, steps: int, grid: str, batch_size: int = 64,
+                synthetic: bool = False) -> dict:
+    """Raw scores (nll, diff, map) of each normal image from the model fitted without its fold; with `synthetic`,
+    also those of a synthetic anomaly made from each (its fold's CutPaste, seeded by cfg.seed and the fold) under
+    "synthetic"."""
     folds, points, n = np.asarray(folds), make_grid(steps, grid), len(z_raw)
-    nll, dif, maps = np.empty(n), np.empty(n), None
+    out = {kind: _empty(n) for kind in (("real", "synthetic") if synthetic else ("real",))}
     for f in range(int(folds.max()) + 1):
         held = np.flatnonzero(folds == f)
         stats, model = fit_normals(cfg, z_raw[torch.as_tensor(np.flatnonzero(folds != f))])
-        z = standardize(z_raw[torch.as_tensor(held)], stats)
-        for i in range(0, len(held), batch_size):
-            raw = scoring.raw_scores(invert(model, z[i:i + batch_size], points))
-            idx = held[i:i + batch_size]
-            nll[idx], dif[idx] = raw["nll"], raw["diff"]
-            if maps is None:
-                maps = torch.empty((n, *raw["map"].shape[1:]), dtype=raw["map"].dtype)
-            maps[torch.as_tensor(idx)] = raw["map"].cpu()
-    return {"nll": nll, "diff": dif, "map": maps}
+        z = {"real": standardize(z_raw[torch.as_tensor(held)], stats)}
+        if synthetic:
+            z["synthetic"] = scoring.synthetic_anomalies(z["real"], seed=cfg.seed * 1000 + f)
+        for kind, zk in z.items():
+            for i in range(0, len(held), batch_size):
+                _put(out[kind], held[i:i + batch_size], scoring.raw_scores(invert(model, zk[i:i + batch_size], points)))
+    return {**out["real"], "synthetic": out["synthetic"]} if synthetic else out["real"]
+
+
+def _empty(n: int) -> dict:
+    return {"nll": np.empty(n), "diff": np.empty(n), "map": None}
+
+
+def _put(into: dict, idx, raw: dict):
+    into["nll"][idx], into["diff"][idx] = raw["nll"], raw["diff"]
+    if into["map"] is None:
+        into["map"] = torch.empty((len(into["nll"]), *raw["map"].shape[1:]), dtype=raw["map"].dtype)
+    into["map"][torch.as_tensor(idx)] = raw["map"].cpu()
+
+
+def choose_score(raw: dict, folds, candidates=SCORE_CANDIDATES) -> dict:
+    """`--score auto`: the candidate whose out-of-fold scores best separate the n normals from their n synthetic
+    anomalies (raw["synthetic"], from `out_of_fold(..., synthetic=True)`), by AUROC; ties go to the earlier one.
+    Both images of a pair are scored by the same fold's model and normaliser (fitted without that fold)."""
+    from sklearn.metrics import roc_auc_score
+    folds = np.asarray(folds)
+    fake = raw["synthetic"]
+    pick = lambda r, idx: {"nll": np.asarray(r["nll"])[idx], "diff": np.asarray(r["diff"])[idx],
+                           "map": torch.as_tensor(r["map"])[torch.as_tensor(idx)]}
+    values = {k: (np.empty(len(folds)), np.empty(len(folds))) for k in candidates}
+    for f in range(int(folds.max()) + 1):
+        held = np.flatnonzero(folds == f)
+        norm = scoring.Normalizer.fit(pick(raw, np.flatnonzero(folds != f)))
+        for k in candidates:
+            values[k][0][held] = scoring.image_score(pick(raw, held), k, norm)
+            values[k][1][held] = scoring.image_score(pick(fake, held), k, norm)
+    labels = np.r_[np.zeros(len(folds)), np.ones(len(folds))]
+    auroc = {k: round(float(roc_auc_score(labels, np.r_[v[0], v[1]])), 6) for k, v in values.items()}
+    best = max(auroc.values())
+    return {"chosen": next(k for k in candidates if auroc[k] == best), "synthetic_auroc": auroc,
+            "n_normals": len(folds), "n_synthetic": len(folds),
+            "criterion": "AUROC of the out-of-fold normals against feature-space CutPaste anomalies of them, "
+                         "each scored by its fold's model and normaliser; ties go to the first candidate"}
 
 
 def calibrate(cfg, z_raw: torch.Tensor, steps: int, grid: str, score: str, fpr: float = 0.05) -> dict:
-    """The cross-fitted calibration record of raw features of all n normals (folds seeded by the split seed)."""
+    """The cross-fitted calibration record of raw features of all n normals (folds seeded by the split seed).
+    score `auto`: chosen by `choose_score` on the same out-of-fold scores; the record keeps it as `score_choice`."""
     ids = calibration.fold_ids(len(z_raw), cfg.folds, cfg.split_seed)
-    return {"steps": steps, "grid": grid,
-            **calibration.fit_cross(out_of_fold(cfg, z_raw, ids, steps, grid), ids, score, fpr)}
+    raw = out_of_fold(cfg, z_raw, ids, steps, grid, synthetic=score == "auto")
+    choice = choose_score(raw, ids) if score == "auto" else None
+    record = calibration.fit_cross(raw, ids, choice["chosen"] if choice else score, fpr)
+    return {"steps": steps, "grid": grid, **record, **({"score_choice": choice} if choice else {})}
 
 
 def normal_features(run) -> torch.Tensor:

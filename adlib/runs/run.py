@@ -5,7 +5,9 @@ RUN/stats.safetensors  standardisation  RUN/model, RUN/ema  eps-networks (save_p
 RUN/loss.csv     iteration,loss,lr      RUN/checkpoint.pt  the resumable training state
 RUN/calibration.json  min-max and threshold fitted on normal validation images
 A closed-form model (`--model gaussian`: fitted, nothing trained) is stored once, in RUN/model, with no ema/,
-loss.csv, snapshots or checkpoint; its `ema` weights are that folder (runs before kept a copy in ema/).
+loss.csv, snapshots or checkpoint; its `ema` weights are that folder (runs before kept a copy in ema/), and its
+config records iters 0. With fewer normals than about 2C it keeps RUN/normals.safetensors (their raw features)
+instead of its P x C x C tensors and refits those when loaded (adlib/runs/refit.py): a few MB, the same scores.
 """
 import hashlib
 import json
@@ -23,14 +25,16 @@ from adlib.data.images import infer_bit_depth
 from adlib.errors import AdlibError, warn
 from adlib.features.backbone import FeatureExtractor
 from adlib.features.cache import atomic_save, extract
+from adlib.features.engine import use_engine
 from adlib.features.standardize import choice_record, fit_stats, standardize
 from adlib.files import atomic_write_text, recover_dir, write_json
 from adlib.method import calibration, scoring
 from adlib.method.inversion import invert, make_grid
-from adlib.method.precision import autocast, resolve_precision
+from adlib.method.precision import autocast, backbone_autocast, backbone_precision, resolve_precision
 from adlib.models import load_model
-from adlib.runs import crossfit
+from adlib.runs import crossfit, refit
 from adlib.runs.config import RunConfig
+from adlib.runs.memory import resolve_grad_checkpointing
 from adlib.runs.train import atomic_save_pretrained, fit, lr_lambda, pick_device
 
 
@@ -56,15 +60,19 @@ class Run:
             raise AdlibError(f"{self.path / weights} is missing: the run did not finish; "
                              f"continue it with `adlib train --data {self.cfg.data} --out {self.path} --resume`")
         self.weights = weights  # which weights were asked: ema, model or snapshots/iter_N (folder: weights_dir)
-        self.model = load_model(folder).eval().to(self.device)
+        if refit.stored(self.path):  # a compact closed-form run: refitted on its normal features
+            self.stats, model = refit.load(self.path, self.cfg, folder)
+        else:
+            self.stats, model = load_file(self.path / "stats.safetensors"), load_model(folder)
+        self.model = model.eval().to(self.device)
         self.precision = resolve_precision(precision, self.device)
-        self.stats = load_file(self.path / "stats.safetensors")
         self._extractor = None
 
     @property
     def extractor(self) -> FeatureExtractor:
         if self._extractor is None:
-            self._extractor = FeatureExtractor(self.cfg.backbone, self.cfg.image_size).to(self.device)
+            self._extractor = use_engine(FeatureExtractor(self.cfg.backbone, self.cfg.image_size).to(self.device),
+                                         self.device)  # onnxruntime on the CPU where installed (features/engine.py)
         return self._extractor
 
     @property
@@ -76,7 +84,7 @@ class Run:
     def features(self, samples, desc="features", skip_bad=False):
         """Standardised features of the samples (cached) and the samples kept."""
         z, kept = extract(self.extractor, samples, desc=desc, skip_bad=skip_bad, device=self.device,
-                          bit_depth=self.bit_depth, precision=self.precision)
+                          bit_depth=self.bit_depth, precision=backbone_precision(self.precision))
         return standardize(z, self.stats), kept
 
     def set_precision(self, precision: str = None) -> "Run":
@@ -85,8 +93,12 @@ class Run:
         return self
 
     def autocast(self):
-        """The context the backbone and the eps-network run in: bf16 autocast, or none for fp32."""
+        """The context the eps-network runs in: bf16 autocast, or none for fp32."""
         return autocast(self.device, self.precision)
+
+    def backbone_autocast(self):
+        """The context the backbone runs in: none (fp32) under either precision (adlib/method/precision.py)."""
+        return backbone_autocast(self.device, self.precision)
 
     def invert(self, z, steps=None, grid=None, batch_size=64, trajectory=False):
         points = make_grid(steps or self.cfg.steps, grid or self.cfg.grid)
@@ -136,11 +148,17 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
     from accelerate import PartialState
     out = Path(out)
     check_out(out)
+    try:
+        fitted = closed_form(cfg)  # nothing trained: one copy of the model, no iterations, loss or EMA
+    except TypeError:
+        fitted = False  # model settings that do not fit the model: check_options says so below
+    if fitted:
+        cfg = replace(cfg, iters=0, epochs=0.0)
     if (out / "config.json").is_file():
         if not resume:
             raise AdlibError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
         saved = RunConfig.load(out / "config.json")
-        saved.check_resume(cfg, out)
+        saved.check_resume(replace(cfg, iters=saved.iters, epochs=saved.epochs) if fitted else cfg, out)
     state = PartialState(cpu=pick_device(cfg.device) == "cpu")  # fails early on --device cuda without CUDA
     check_options(cfg, state.num_processes)
     t0 = time.perf_counter()
@@ -149,7 +167,7 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
     check_normals(cfg, data.train, data.val, warn_few=False)
     if cfg.bit_depth < 0:  # resolved once from the training images, saved, and used for every later image
         cfg = replace(cfg, bit_depth=_bit_depth(data.train))
-    extractor = FeatureExtractor(cfg.backbone, cfg.image_size).to(state.device)
+    extractor = use_engine(FeatureExtractor(cfg.backbone, cfg.image_size).to(state.device), state.device)
     with state.main_process_first():  # the main process fills the feature cache, the others read it
         depth = decode_depth(cfg.bit_depth)
         z_train, train = extract(extractor, data.train, desc="train features", skip_bad=skip_bad,
@@ -158,8 +176,8 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
                              device=state.device, bit_depth=depth)
     check_normals(cfg, train, val)  # what is left after skipping bad images
     cfg = replace(cfg, iters=cfg.iters_for(len(train)))
-    if resume and (out / "config.json").is_file():
-        saved.check_resume(cfg, out)  # now that epochs and bit depth are resolved
+    if resume and (out / "config.json").is_file():  # now that epochs and bit depth are resolved
+        saved.check_resume(replace(cfg, iters=saved.iters, epochs=saved.epochs) if fitted else cfg, out)
     record = data.split_record()  # the files actually kept: what the processes compare and the run used
     kept = {s.path for s in train + val}
     record.update(train=[s.path for s in train], val=[s.path for s in val],
@@ -170,21 +188,28 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
     z_fit = torch.cat([z_train, z_val]) if cfg.calibration == "cross-fit" else z_train  # cross-fit: every normal
     stats = fit_stats(z_fit, cfg.standardize)
     cfg = replace(cfg, standardize_choice=choice_record(stats))  # what `--standardize auto` chose: config.json
+    cfg = replace(cfg, grad_checkpointing=resolve_grad_checkpointing(  # `auto`: from memory, saved resolved
+        cfg.grad_checkpointing, cfg.model, z_fit.shape[1], z_fit.shape[-1], cfg.batch_size // state.num_processes,
+        state.device, cfg.model_kwargs, len(z_fit)))
+    compact = refit.worth_it(cfg, z_fit, stats)  # keep the normal features, not the P x C x C fit
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be good
-        atomic_save({k: v.contiguous() for k, v in stats.items()}, out / "stats.safetensors")
+        if compact:
+            refit.save_stats(out, z_fit, stats)
+        else:
+            (out / refit.FILE).unlink(missing_ok=True)  # a resumed run's earlier compact form
+            atomic_save({k: v.contiguous() for k, v in stats.items()}, out / "stats.safetensors")
         cfg.save(out / "config.json")
         write_json(record, out / "split.json")
     state.wait_for_everyone()
     t1 = time.perf_counter()
     raw, ema, losses, _ = fit(cfg, standardize(z_fit, stats), out, resume=resume, progress=progress)
-    fitted = closed_form(cfg)  # nothing trained: one copy of the model, no iterations, loss or EMA
     if state.is_main_process:
         write_json({"features_seconds": round(t1 - t0, 1), "train_seconds": round(time.perf_counter() - t1, 1),
                     "iters": 0 if fitted else cfg.iters, "closed_form": fitted, "resumed": resume,
                     "processes": state.num_processes, "effective_batch": cfg.batch_size, "split_sha256": digest},
                    out / "timing.json")
-        atomic_save_pretrained(raw, out / "model")
+        refit.save_model(raw, out / "model") if compact else atomic_save_pretrained(raw, out / "model")
         if fitted and (out / "ema").is_dir():  # an earlier version's copy would shadow the refitted model
             shutil.rmtree(out / "ema")
         if not fitted:
@@ -263,7 +288,7 @@ def check_out(out: Path):
 def fingerprint(run, weights: str) -> str:
     """sha256 of what decides the run's scores: its config, standardisation, calibration and weights files."""
     h = hashlib.sha256()
-    files = [run.path / "config.json", run.path / "stats.safetensors", run.path / calibration.FILE]
+    files = [run.path / "config.json", run.path / "stats.safetensors", run.path / refit.FILE, run.path / calibration.FILE]
     for p in files + sorted(weights_dir(run.path, weights).rglob("*")):
         if p.is_file():
             h.update(p.relative_to(run.path).as_posix().encode())
@@ -306,6 +331,9 @@ def calibrate(run: Run, z_val, fpr: float = 0.05, z_normals=None) -> dict:
         cal = {"steps": run.cfg.steps, "grid": run.cfg.grid,
                **calibration.fit(run.scores(z_val), run.cfg.score, fpr, seed=run.cfg.split_seed)}
     write_json(cal, run.path / calibration.FILE)
+    if cal.get("score_choice"):  # `--score auto`: config.json keeps the score chosen, and why
+        run.cfg = replace(run.cfg, score=cal["score"], score_choice=cal["score_choice"])
+        run.cfg.save(run.path / "config.json")
     if cal.get("warning"):
         warn(f"--data {run.cfg.data}: {cal['warning']}")
     return cal

@@ -18,6 +18,7 @@ from adlib.errors import AdlibError
 from adlib.files import atomic_path, atomic_replace_dir
 from adlib.method.inversion import eval_timesteps
 from adlib.models import build_model
+from adlib.runs.memory import resolve_grad_checkpointing
 from adlib.schedule import training_loss
 
 CHECKPOINT = "checkpoint.pt"
@@ -90,7 +91,8 @@ def fit(cfg, z: torch.Tensor, out: Path, resume: bool = False, progress: bool = 
         model.fit_base(z)
     if not any(p.requires_grad for p in model.parameters()):  # `--model gaussian`: nothing to train
         return model.eval(), copy.deepcopy(model).eval(), [], acc
-    if cfg.grad_checkpointing:
+    if resolve_grad_checkpointing(cfg.grad_checkpointing, cfg.model, z.shape[1], z.shape[-1],  # `auto`: memory
+                                  cfg.batch_size // acc.num_processes, device, cfg.model_kwargs, len(z)):
         model.enable_gradient_checkpointing()
     if cfg.batch_size % acc.num_processes:
         raise AdlibError(f"--batch-size {cfg.batch_size} is the effective batch of {acc.num_processes} processes: "
