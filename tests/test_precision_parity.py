@@ -17,6 +17,13 @@ def test_bf16_scores_with_an_fp32_backbone_and_a_bf16_eps_network():
         assert conv(x).dtype == torch.bfloat16
 
 
+def test_the_backbone_joins_bf16_only_when_asked(monkeypatch):
+    monkeypatch.setenv(precision.BF16_BACKBONE_ENV, "1")
+    assert precision.backbone_precision("bf16") == "bf16" and precision.backbone_precision("fp32") == "fp32"
+    monkeypatch.setenv(precision.BF16_BACKBONE_ENV, "0")
+    assert precision.backbone_precision("bf16") == "fp32"
+
+
 def test_run_features_under_bf16_are_the_fp32_features(monkeypatch):
     from adlib.runs import run as run_mod
     seen = {}

@@ -10,6 +10,7 @@ speed is the eps-network's. What is not a matmul or a convolution stays float32 
 C x C products switch autocast off (they stay in the buffers' float32). The feature cache keys bf16 features
 apart from fp32 ones (adlib/features/cache.py), so the two would never be mixed.
 """
+import os
 from contextlib import nullcontext
 
 import torch
@@ -18,6 +19,7 @@ from adlib.errors import AdlibError
 
 PRECISIONS = ("fp32", "bf16")
 BF16_BACKBONE = False  # bf16 scoring leaves the backbone in fp32 (module doc: the maps' parity needs it)
+BF16_BACKBONE_ENV = "ADLIB_BF16_BACKBONE"  # =1: the backbone in bf16 too (speed over the maps' exact ranks)
 
 
 def resolve_precision(precision, device) -> str:
@@ -39,8 +41,9 @@ def autocast(device, precision: str):
 
 
 def backbone_precision(precision: str) -> str:
-    """The precision the backbone runs in when scoring at `precision`: fp32 unless BF16_BACKBONE."""
-    return precision if BF16_BACKBONE else "fp32"
+    """The precision the backbone runs in when scoring at `precision`: fp32 unless BF16_BACKBONE or
+    $ADLIB_BF16_BACKBONE=1."""
+    return precision if BF16_BACKBONE or os.environ.get(BF16_BACKBONE_ENV) == "1" else "fp32"
 
 
 def backbone_autocast(device, precision: str):
