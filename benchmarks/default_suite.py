@@ -34,9 +34,8 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dev_suite import build, few_shot  # noqa: E402
-from feature_sets import raw_features  # noqa: E402
+from feature_sets import suite_parts  # noqa: E402
 
-from adlib.data import load_masks  # noqa: E402
 from adlib.evaluation.baselines import KNN, PaDiM  # noqa: E402
 from adlib.evaluation.scorers import invad_scorer, map_scorer  # noqa: E402
 from adlib.features.covariance import candidates, choose_gaussian  # noqa: E402
@@ -210,14 +209,7 @@ def main():
     reuse = {}
     if a.reuse:
         reuse = {r["data"]: r for r in map(json.loads, Path(a.reuse).read_text().splitlines())}
-    only = [s for s in a.only.split(",") if s]
-    for name, spec in sets.items():
-        if only and name not in only:
-            continue
-        raw = raw_features(spec)
-        (z_tr, _), (z_va, _), (z_te, test) = raw["train"], raw["val"], raw["test"]
-        labels = np.array([s.label for s in test])
-        masks = load_masks(test, 256) if any(s.mask for s in test) else None
+    for name, spec, (z_tr, z_va, z_te, labels, masks) in suite_parts(sets, a.only):
         for few in ([True] if a.few_only else [False, True]):
             tr = few_shot(z_tr) if few else z_tr
             t0 = time.perf_counter()

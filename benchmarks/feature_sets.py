@@ -2,10 +2,11 @@
 
     raw = raw_features("elpv:poly:dev")           # {part: (N x C x h x w features, samples)}
     z, stats = standardized(raw, "whiten")         # {part: features}, fitted on raw["train"] (adlib.features)
+    for name, spec, (z_tr, z_va, z_te, labels, masks) in suite_parts(suite, "tex-cloud,part-rot"): ...
 """
 import numpy as np
 
-from adlib.data import load_spec
+from adlib.data import load_masks, load_spec
 from adlib.features.backbone import FeatureExtractor
 from adlib.features.cache import extract
 from adlib.features.standardize import fit_stats, standardize
@@ -27,3 +28,16 @@ def standardized(raw: dict, how: str) -> tuple:
 
 def test_labels(raw: dict) -> np.ndarray:
     return np.array([s.label for s in raw["test"][1]])
+
+
+def suite_parts(suite: dict, only: str = ""):
+    """(name, spec, (train, val, test features, test labels, test masks or None)) of each set of a suite
+    {name: SPEC} (benchmarks/dev_suite.build), or of those named in the comma-separated `only`."""
+    keep = [s for s in only.split(",") if s]
+    for name, spec in suite.items():
+        if keep and name not in keep:
+            continue
+        raw = raw_features(spec)
+        test = raw["test"][1]
+        masks = load_masks(test, 256) if any(s.mask for s in test) else None
+        yield name, spec, (raw["train"][0], raw["val"][0], raw["test"][0], test_labels(raw), masks)

@@ -27,9 +27,8 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dev_suite import build, few_shot  # noqa: E402
-from feature_sets import raw_features  # noqa: E402
+from feature_sets import suite_parts  # noqa: E402
 
-from adlib.data import load_masks  # noqa: E402
 from adlib.evaluation.scorers import invad_scorer  # noqa: E402
 from adlib.features.standardize import choice_record, fit_stats, standardize  # noqa: E402
 from adlib.models import denoising_loss  # noqa: E402
@@ -117,14 +116,7 @@ def main():
     if a.table:
         return print(table(a.table))
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    only = [s for s in a.only.split(",") if s]
-    for name, spec in build(a.root).items():
-        if only and name not in only:
-            continue
-        raw = raw_features(spec)
-        (z_tr, _), (z_va, _), (z_te, test) = raw["train"], raw["val"], raw["test"]
-        labels = np.array([s.label for s in test])
-        masks = load_masks(test, 256) if any(s.mask for s in test) else None
+    for name, _, (z_tr, z_va, z_te, labels, masks) in suite_parts(build(a.root), a.only):
         tr = few_shot(z_tr) if a.few else z_tr
         line = run_set(name + ("@20" if a.few else ""), tr, z_va, z_te, labels, masks, a.seeds, a.iters, a.hidden)
         with open(a.out, "a") as f:

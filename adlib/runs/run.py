@@ -158,7 +158,9 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
         if not resume:
             raise AdlibError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
         saved = RunConfig.load(out / "config.json")
-        saved.check_resume(replace(cfg, iters=saved.iters, epochs=saved.epochs) if fitted else cfg, out)
+        # a closed-form run's iters decide nothing (runs before recorded the asked ones): compared as saved
+        as_saved = lambda c: replace(c, iters=saved.iters, epochs=saved.epochs) if fitted else c  # noqa: E731
+        saved.check_resume(as_saved(cfg), out)
     state = PartialState(cpu=pick_device(cfg.device) == "cpu")  # fails early on --device cuda without CUDA
     check_options(cfg, state.num_processes)
     t0 = time.perf_counter()
@@ -177,7 +179,7 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
     check_normals(cfg, train, val)  # what is left after skipping bad images
     cfg = replace(cfg, iters=cfg.iters_for(len(train)))
     if resume and (out / "config.json").is_file():  # now that epochs and bit depth are resolved
-        saved.check_resume(replace(cfg, iters=saved.iters, epochs=saved.epochs) if fitted else cfg, out)
+        saved.check_resume(as_saved(cfg), out)
     record = data.split_record()  # the files actually kept: what the processes compare and the run used
     kept = {s.path for s in train + val}
     record.update(train=[s.path for s in train], val=[s.path for s in val],
