@@ -13,8 +13,9 @@ Data sets (`suite(root)` -> {name: SPEC}):
   an isotropic 1/f^2 spectrum, coloured) with scratches, stains and foreign patches, with masks;
 - `part-shift`, `part-rot`: one object (a plate with two holes and a notch) at a random shift and small
   rotation / any rotation, on a noisy background; a missing corner, a scratch, a stain or an extra hole on it.
-Each also has a few-shot version, `NAME@20`: the same test and validation images, 20 seeded training images
-(`few_shot`). Generated images are 128 px (the backbone resizes them to 256).
+Each also has a few-shot version, `NAME@20`: the same test images, 20 seeded normal images in all (`few_shot` of
+train and validation together, which is what cross-fitted calibration uses). Generated images are 128 px (the
+backbone resizes them to 256); each generated test set holds 50 good and 15 images per defect kind.
 """
 import argparse
 from pathlib import Path
@@ -25,7 +26,7 @@ from scipy.ndimage import gaussian_filter
 
 from adlib.data.mini import make_mini_root
 
-SIZE, N_TRAIN, N_GOOD, N_PER_DEFECT = 128, 60, 15, 5
+SIZE, N_TRAIN, N_GOOD, N_PER_DEFECT = 128, 60, 50, 15  # 50 good + 45-60 anomalous test images: AUROC se ~0.01
 ELPV = {"elpv-mono": "elpv:mono:dev", "elpv-poly": "elpv:poly:dev", "elpv-all": "elpv:all:dev"}
 FEW = 20
 
@@ -175,7 +176,7 @@ def suite(root) -> dict:
 
 
 def few_shot(z_train, n=FEW, seed=0):
-    """A seeded subset of n training features (the few-shot version of a data set)."""
+    """A seeded subset of n normal features (the few-shot version of a data set)."""
     import torch
     return z_train[torch.randperm(len(z_train), generator=torch.Generator().manual_seed(seed))[:n]]
 

@@ -15,7 +15,7 @@ texture). With the `cpu` recipe's model, standardisation and score, fitted on ca
   test part): image AUROC, and the realised false-positive rate on its normals at the calibrated threshold
   against the promise (`fpr_guaranteed`, target fpr 0.05);
 - PaDiM and kNN (adlib/evaluation/baselines.py) fitted on the same N standardised features, same test set.
-The full-data row fits the model on the whole pool. One JSON file: every draw, then means and spreads per N.
+The full-data row fits and cross-fits the model on the whole pool, the same way. One JSON file: every draw, then means and spreads per N.
 `--summarize FILE` writes the AUROC lost against the full-data model per N (what the train-time warning quotes)
 into adlib/method/few_shot.json.
 """
@@ -45,6 +45,12 @@ def load(dataset: str):
     """(pool of raw normal features, raw test features, test labels, data description)."""
     if dataset == "elpv":
         raw, spec = raw_features("elpv:poly:test"), "ELPV poly (pool: train + val normals; test: poly:test)"
+    elif dataset == "cloud":  # 60 normals: sizes up to 50
+        root = Path("/tmp/adlib-suite")
+        if not (root / "tex-cloud").is_dir():
+            from dev_suite import build
+            build(root)
+        raw, spec = raw_features(f"mvtec:{root / 'tex-cloud'}"), "generated tex-cloud texture (benchmarks/dev_suite.py)"
     else:
         from adlib.data import make_mini_mvtec
         if not TEXTURE.is_dir():
@@ -60,21 +66,17 @@ def test_scores(cfg, stats, model, z_test, normalizer) -> np.ndarray:
     return scoring.image_score(scoring.raw_scores(x), cfg.score, normalizer)
 
 
-def one(cfg, z, z_test, y, calibrate=True) -> dict:
+def one(cfg, z, z_test, y) -> dict:
     """Fit on normals z, calibrate by cross-fitting (as `adlib train`), score the test set; baselines beside."""
     t0 = time.time()
+    cfg, _ = crossfit.with_choice(cfg, z)  # `--standardize auto` chooses on the N images, as `adlib train` does
     stats, model = crossfit.fit_normals(cfg, z)
     row = {"n": len(z)}
-    if calibrate:
-        cal = crossfit.calibrate(cfg, z, cfg.steps, cfg.grid, cfg.score, 0.05)
-        s = test_scores(cfg, stats, model, z_test, scoring.Normalizer(**cal["normalizer"]))
-        row.update(folds=cal["folds"], fpr_guaranteed=cal["fpr_guaranteed"],
-                   test_fpr=float((s[y == 0] > cal["threshold"]).mean()),
-                   test_tpr=float((s[y == 1] > cal["threshold"]).mean()))
-    else:  # the AUROC needs no threshold: a normaliser of the local score from a split of z is enough
-        norm = scoring.Normalizer.fit(scoring.raw_scores(invert(model, standardize(z[: max(2, len(z) // 10)], stats),
-                                                                make_grid(cfg.steps, cfg.grid))))
-        s = test_scores(cfg, stats, model, z_test, norm)
+    cal = crossfit.calibrate(cfg, z, cfg.steps, cfg.grid, cfg.score, 0.05)
+    s = test_scores(cfg, stats, model, z_test, scoring.Normalizer(**cal["normalizer"]))
+    row.update(folds=cal["folds"], fpr_guaranteed=cal["fpr_guaranteed"],
+               test_fpr=float((s[y == 0] > cal["threshold"]).mean()),
+               test_tpr=float((s[y == 1] > cal["threshold"]).mean()))
     row["auroc"] = float(roc_auc_score(y, s))
     zs, zt = standardize(z, stats), standardize(z_test, stats)
     for name, method in (("padim", PaDiM()), ("knn", KNN(seed=0))):
@@ -106,7 +108,7 @@ def write_measured(path: Path):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", choices=("elpv", "texture"), default="elpv")
+    p.add_argument("--dataset", choices=("elpv", "texture", "cloud"), default="elpv")
     p.add_argument("--sizes", type=int, nargs="+", default=[10, 20, 50, 100])
     p.add_argument("--draws", type=int, default=10)
     p.add_argument("--folds", type=int, default=0, help="cross-fitting folds (0: the kit's automatic K)")
@@ -119,7 +121,7 @@ def main():
     pool, z_test, y, spec = load(a.dataset)
     model = {"model": cfg.model, "model_kwargs": cfg.model_kwargs, "standardize": cfg.standardize, "score": cfg.score,
              "steps": cfg.steps, "grid": cfg.grid}
-    full = one(cfg, pool, z_test, y, calibrate=False)
+    full = one(cfg, pool, z_test, y)  # the full-data model, calibrated the same way
     print(json.dumps({"full": full}), flush=True)
     rows = []
     for n in a.sizes:

@@ -85,3 +85,62 @@ def test_raw_baselines_undo_the_standardisation():
     raw = PaDiM().fit(z).map(z[:3])
     assert torch.allclose(rows["padim (raw)"](w[:3])["map"], raw, rtol=1e-3, atol=1e-3)
     assert not torch.allclose(rows["padim"](w[:3])["map"], raw, rtol=1e-2)
+
+
+# --- the score pooled by the same rho, and the choice made once -----------------------------------
+
+def test_map_statistics_pooled_by_pool():
+    """pool 0: each position its own mean/std (variance shrunk by the prior only); pool 1: one mean and one std."""
+    from adlib.method.scoring import position_stats
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(30, 4, 4, generator=g) * torch.linspace(1, 5, 16).reshape(4, 4)
+    m0, s0 = position_stats(maps, pool=0.0)
+    m1, s1 = position_stats(maps, pool=1.0)
+    assert torch.allclose(torch.tensor(m0, dtype=torch.float64), maps.double().flatten(1).mean(0))
+    assert len(set(round(v, 12) for v in m1)) == 1 and len(set(round(v, 12) for v in s1)) == 1
+    assert abs(m1[0] - sum(m0) / 16) < 1e-12
+    half = torch.tensor(position_stats(maps, pool=0.5)[0])
+    assert torch.allclose(half, (torch.tensor(m0) + torch.tensor(m1)) / 2)
+
+
+def test_fully_pooled_local_top_ranks_like_the_top_of_the_map():
+    """With one mean and std for the map, local-top is a monotone function of the mean of its 4 largest values."""
+    from adlib.method.scoring import TOP_K, Normalizer
+    g = torch.Generator().manual_seed(1)
+    normal, test = torch.rand(20, 6, 6, generator=g), torch.rand(15, 6, 6, generator=g) * 2
+    norm = Normalizer.fit({"nll": torch.zeros(20).numpy(), "diff": torch.arange(20.).numpy(), "map": normal}, pool=1.0)
+    top = test.flatten(1).topk(TOP_K, dim=1).values.mean(1)
+    assert (torch.as_tensor(norm.local(test, "local-top")).argsort() == top.argsort()).all()
+    assert norm.map_pool == 1.0
+
+
+def test_map_pool_is_the_chosen_rho_and_zero_otherwise():
+    from adlib import RunConfig
+    assert RunConfig().map_pool == 0.0  # nothing chosen yet
+    assert RunConfig(standardize_choice={"rho": 0.7, "shared": False}).map_pool == 0.7
+    assert RunConfig(standardize="whiten", standardize_choice={"rho": 0.7}).map_pool == 0.0
+
+
+def test_folds_refit_the_runs_choice_instead_of_choosing_again(monkeypatch):
+    """crossfit.fit_normals with a recorded choice fits that Gaussian (no second choice of 12 candidates)."""
+    import adlib.features.covariance as cov
+    from adlib import RunConfig
+    from adlib.runs import crossfit
+    z = _stationary(40)
+    cfg, stats = crossfit.with_choice(RunConfig(model="standard"), z)
+    assert cfg.standardize_choice["chosen"] == choice_record(stats)["chosen"]
+    monkeypatch.setattr(cov, "choose_gaussian", lambda *a, **k: (_ for _ in ()).throw(AssertionError("chose again")))
+    again, _ = crossfit.fit_normals(cfg, z)
+    assert torch.equal(again["chol"], stats["chol"]) and torch.equal(again["mean"], stats["mean"])
+    assert choice_record(again) == cfg.standardize_choice
+
+
+def test_a_default_run_pools_its_score_by_the_rho_it_chose(mini, tmp_path):
+    """train -> config.json's choice -> calibration.json's normaliser pooled by that rho (no second path to 0)."""
+    import json
+    from adlib import RunConfig, train_run
+    run = train_run(RunConfig(data=str(mini), image_size=128), tmp_path / "run", progress=False)
+    rho = json.loads((run.path / "config.json").read_text())["standardize_choice"]["rho"]
+    cal = json.loads((run.path / "calibration.json").read_text())
+    assert cal["calibration"] == "cross-fit" and cal["normalizer"]["map_pool"] == rho == run.cfg.map_pool
+    assert run.calibration()["normalizer"]["map_pool"] == rho  # reopened: the saved record

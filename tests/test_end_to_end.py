@@ -43,8 +43,8 @@ def test_cli_train_evaluate_compare(mini, tmp_path, capsys):
     assert {"data", "n_train", "n_test", "n_anomalous", "seed", "backbone_images_per_second"} <= set(c)
     names = {m["name"] for m in c["methods"]}
     assert {"invad S=1", "invad S=3", "padim", "knn"} <= names
-    # the default `gaussian` is closed-form: nothing trained, so no control row repeats its own numbers
-    assert c["model"] == "gaussian" and c["control"] is None and not any("control" in n or "untrained" in n
+    # the default `standard` is closed-form: nothing trained, so no control row repeats its own numbers
+    assert c["model"] == "standard" and c["control"] is None and not any("control" in n or "untrained" in n
                                                                            or "zero-residual" in n for n in names)
     assert any(n.startswith("reconstruction") for n in names)
     for m in c["methods"]:

@@ -191,3 +191,12 @@ def test_residual_gradient_checkpointing_reaches_its_blocks():
     m = small("gaussian+mlp", 6, 4)
     m.enable_gradient_checkpointing()
     assert isinstance(m, EpsResidual) and m.net.gradient_checkpointing
+
+
+def test_the_standard_normals_eps_is_the_identity_gaussians_written_out():
+    """EpsStandard.forward (one multiply) = EpsGaussian.forward with mu = 0, U = I, lam = 1 (two rotations)."""
+    from adlib.models import EpsGaussian, EpsStandard
+    x, t = torch.randn(3, 6, 4, 4), torch.tensor([0, 500, 999])
+    fast, slow = EpsStandard(channels=6, grid=4), EpsGaussian(channels=6, grid=4)
+    assert torch.allclose(fast(x, t), slow(x, t), rtol=1e-6, atol=1e-7)
+    assert fast(x.double(), t).dtype == torch.float64

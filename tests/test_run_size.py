@@ -39,8 +39,10 @@ def test_a_few_image_closed_form_run_keeps_its_features_not_its_fit(runs):
 def test_the_compact_run_refits_the_same_model_and_scores_the_same(runs, mini):
     from adlib.data import load_spec
     compact, full = runs
-    for k in full.stats:
+    from adlib.features.standardize import choice_record
+    for k in ("mean", "chol"):  # the standardisation itself, bit for bit; the choice as recorded
         assert torch.equal(compact.stats[k], full.stats[k]), k
+    assert choice_record(compact.stats) == choice_record(full.stats)
     for k, v in full.model.state_dict().items():
         assert torch.allclose(compact.model.state_dict()[k], v, rtol=0, atol=1e-6), k
     samples = load_spec(str(mini)).test[:6]

@@ -31,14 +31,15 @@ def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=Fals
         cal = run.calibration(steps, grid, score, fpr, z_val=z_val if data.spec == run.cfg.data and
                               getattr(run.cfg, "val_share", -1) < 0 else None)
     else:  # other data (a category of a unified run, another folder): its own validation normals
-        cal = {**calibration.fit(run.scores(z_val, steps, grid), score, fpr or 0.05, seed=run.cfg.split_seed),
+        cal = {**calibration.fit(run.scores(z_val, steps, grid), score, fpr or 0.05, seed=run.cfg.split_seed,
+                                 pool=run.cfg.map_pool),
                "steps": steps, "grid": grid, "source": f"fitted now on the validation normals of {data.spec}"}
     norm = scoring.Normalizer(**cal["normalizer"])
     scorer = invad_scorer(run.model, steps, grid, z_val[calibration.parts(len(z_val), run.cfg.split_seed)[0]], batch_size,
-                          precision=run.precision)
+                          precision=run.precision, pool=run.cfg.map_pool)
     out, seconds = timed_scorer(scorer, z_test, batch_size)
     if transductive:  # the paper's protocol: min-max fitted on this very test set
-        norm = scoring.Normalizer.fit(out)
+        norm = scoring.Normalizer.fit(out, run.cfg.map_pool)
         cal = {**calibration.fit(scorer(z_val), score, cal["fpr"], normalizer=norm), "steps": steps, "grid": grid,
                "source": "validation normals scaled by the test set's min-max (transductive)"}
     out[score] = scoring.image_score(out, score, norm)  # on the calibration's scale (saved, or transductive)

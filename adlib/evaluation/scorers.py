@@ -23,7 +23,7 @@ def model_device(model, default="cpu") -> torch.device:
     return p.device if p is not None else torch.device(default)
 
 
-def invad_scorer(model, steps, grid, z_val, batch_size=64, precision="fp32"):
+def invad_scorer(model, steps, grid, z_val, batch_size=64, precision="fp32", pool=0.0):
     """InvAD: invert in S steps, then NLL, Diff, and the scores normalised on validation normals z_val:
     combined, local-max and local-top (adlib/scoring.py). precision bf16: the eps-network under bf16 autocast."""
     points = make_grid(steps, grid)
@@ -37,7 +37,7 @@ def invad_scorer(model, steps, grid, z_val, batch_size=64, precision="fp32"):
             parts.append(scoring.raw_scores(x.cpu()))
         return {"nll": np.concatenate([p["nll"] for p in parts]), "diff": np.concatenate([p["diff"] for p in parts]),
                 "map": torch.cat([p["map"] for p in parts])}
-    norm = scoring.Normalizer.fit(raw(z_val))
+    norm = scoring.Normalizer.fit(raw(z_val), pool)
 
     def f(z):
         s = raw(z)

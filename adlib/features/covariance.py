@@ -111,7 +111,14 @@ def choose_gaussian(z: torch.Tensor, rhos=RHOS, ridge: float = 0.01, shared: boo
     for name, mean, sigma in candidates(z[order[held:]], rhos, ridge, shared):
         table[name] = gaussian_nll(z[order[:held]], mean, torch.linalg.cholesky(sigma)).mean().item()
     best = min(table, key=table.get)
-    _, mean, sigma = next(candidates(z, [float(best[4:])] if best != "shared" else [], ridge, best == "shared"))
-    return {"chosen": best, "rho": 1.0 if best == "shared" else float(best[4:]), "shared": best == "shared",
-            "held_out_nll": table, "n_fit": len(z) - held, "n_held_out": held,
-            "mean": mean.contiguous(), "chol": torch.linalg.cholesky(sigma).expand(len(mean), -1, -1).contiguous()}
+    rho, shared = (1.0 if best == "shared" else float(best[4:])), best == "shared"
+    return {"chosen": best, "rho": rho, "shared": shared, "held_out_nll": table, "n_fit": len(z) - held,
+            "n_held_out": held, **fit_gaussian(z, rho, shared, ridge)}
+
+
+def fit_gaussian(z: torch.Tensor, rho: float, shared: bool = False, ridge: float = 0.01) -> dict:
+    """{"mean": P x C, "chol": P x C x C} of one candidate (rho, or the shared Gaussian) fitted to all of z: what
+    `choose_gaussian` refits once it has chosen, and what each cross-fitting fold refits with the run's choice."""
+    z = z.detach().cpu()
+    _, mean, sigma = next(candidates(z, [] if shared else [rho], ridge, shared))
+    return {"mean": mean.contiguous(), "chol": torch.linalg.cholesky(sigma).expand(len(mean), -1, -1).contiguous()}

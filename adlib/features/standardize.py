@@ -18,15 +18,18 @@ from adlib.errors import AdlibError
 MODES = ("none", "channel", "position", "whiten", "auto")
 
 
-def fit_stats(z: torch.Tensor, mode: str, eps: float = 0.01) -> dict:
+def fit_stats(z: torch.Tensor, mode: str, eps: float = 0.01, choice: dict = None) -> dict:
+    """The statistics of `mode` fitted to z. `auto` with a `choice` (a `choice_record`, e.g. a run's
+    config.standardize_choice) refits that Gaussian instead of choosing again (cross-fitting folds, compact
+    runs) and keeps that record."""
     if mode not in MODES:
         raise AdlibError(f"unknown --standardize {mode!r}: choose one of {', '.join(MODES)}")
     c = z.shape[1]
     if mode == "none":
         return {"mean": torch.zeros(1, c, 1, 1), "std": torch.ones(1, c, 1, 1)}
     if mode == "auto":
-        from adlib.features.covariance import choose_gaussian
-        ch = choose_gaussian(z)
+        from adlib.features.covariance import choose_gaussian, fit_gaussian
+        ch = {**choice, **fit_gaussian(z, choice["rho"], choice["shared"])} if choice else choose_gaussian(z)
         return {"mean": ch["mean"][:, None, :].float().contiguous(), "chol": ch["chol"].float().contiguous(),
                 "choice_rho": torch.tensor(ch["rho"]), "choice_shared": torch.tensor(float(ch["shared"])),
                 "choice_nll": torch.tensor(list(ch["held_out_nll"].values()), dtype=torch.float64),

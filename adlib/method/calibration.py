@@ -86,8 +86,9 @@ def parts(n: int, seed: int = 0):
     return np.sort(order[: n // 2]), np.sort(order[n // 2:]), True
 
 
-def fit(raw: dict, score: str, fpr: float = 0.05, seed: int = 0, normalizer=None) -> dict:
+def fit(raw: dict, score: str, fpr: float = 0.05, seed: int = 0, normalizer=None, pool: float = 0.0) -> dict:
     """The calibration record from raw validation scores ({"nll", "diff"} arrays of n normal images).
+    pool: how far the local scores' per-position statistics are pooled (`scoring.position_stats`).
 
     normalizer: use this min-max (e.g. the test set's, for the paper's transductive protocol) instead of
     fitting one; the threshold then lives on its scale and uses every validation image."""
@@ -97,7 +98,7 @@ def fit(raw: dict, score: str, fpr: float = 0.05, seed: int = 0, normalizer=None
     pick = lambda idx: {"nll": np.asarray(raw["nll"])[idx], "diff": np.asarray(raw["diff"])[idx],
                         "map": None if raw.get("map") is None else raw["map"][torch.as_tensor(idx)]}
     if normalizer is None:
-        normalizer = scoring.Normalizer.fit(pick(norm_idx))
+        normalizer = scoring.Normalizer.fit(pick(norm_idx), pool)
     else:
         thr_idx, disjoint = np.arange(n), True
     if score in scoring.UNNORMALISED:  # they need no normaliser: every image goes to the threshold
@@ -133,9 +134,10 @@ def fold_ids(n: int, k: int = 0, seed: int = 0) -> np.ndarray:
     return ids
 
 
-def fit_cross(raw: dict, folds, score: str, fpr: float = 0.05) -> dict:
+def fit_cross(raw: dict, folds, score: str, fpr: float = 0.05, pool: float = 0.0) -> dict:
     """The calibration record from out-of-fold raw scores of all n normals (image i's from a model fitted
-    without fold folds[i]): image i's score uses a normaliser fitted on the other folds, the threshold all n."""
+    without fold folds[i]): image i's score uses a normaliser fitted on the other folds, the threshold all n.
+    pool: how far the local scores' per-position statistics are pooled (`scoring.position_stats`)."""
     folds = np.asarray(folds)
     n, k = len(folds), int(folds.max()) + 1
     pick = lambda idx: {"nll": np.asarray(raw["nll"])[idx], "diff": np.asarray(raw["diff"])[idx],
@@ -143,10 +145,10 @@ def fit_cross(raw: dict, folds, score: str, fpr: float = 0.05) -> dict:
     values = np.empty(n)
     for f in range(k):
         held = np.flatnonzero(folds == f)
-        norm = scoring.Normalizer.fit(pick(np.flatnonzero(folds != f)))
+        norm = scoring.Normalizer.fit(pick(np.flatnonzero(folds != f)), pool)
         values[held] = scoring.image_score(pick(held), score, norm)
     threshold, guaranteed = scoring.conformal_threshold(values, fpr)
-    return {"score": score, "normalizer": scoring.Normalizer.fit(raw).to_dict(), "fpr": fpr, "threshold": threshold,
+    return {"score": score, "normalizer": scoring.Normalizer.fit(raw, pool).to_dict(), "fpr": fpr, "threshold": threshold,
             "fpr_guaranteed": guaranteed, "calibration": "cross-fit", "folds": k, "n_val": n, "n_normals": n,
             "n_normalizer": int(n - np.bincount(folds).max()), "n_threshold": n, "disjoint": True,
             "method": (f"cross-fit, {k} folds ({'leave-one-out' if k == n else 'K-fold'}): each of the {n} normals "

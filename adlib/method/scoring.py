@@ -10,7 +10,10 @@ combined = minmax(NLL) + minmax(Diff), the min-max fitted on normal validation i
 Local scores (cracks are local: a sum over all positions dilutes them), from the same normal images:
   L[i, j]   = (A[i, j] - m[i, j]) / s[i, j], the norm map standardised per position (m, s: mean and std of
               A[i, j] over the normal images, the variance shrunk toward the average one; what is usual
-              at a border is not usual in the middle)
+              at a border is not usual in the middle), both pooled toward their average over positions by
+              `pool` = the rho that `--standardize auto` chose (RunConfig.map_pool): where positions are
+              alike (a texture, a part at any pose) a position's own spread is mostly where the part
+              happened to be, not what is usual there
   local-max = max L                      local-top = mean of the TOP_K largest L[i, j]
 """
 import math
@@ -67,17 +70,22 @@ def raw_scores(x: torch.Tensor) -> dict:
     return {"nll": s["nll"].cpu().numpy(), "diff": s["diff"].cpu().numpy(), "map": s["map"]}
 
 
-def position_stats(maps: torch.Tensor, prior: float = PRIOR_IMAGES) -> tuple:
+def position_stats(maps: torch.Tensor, prior: float = PRIOR_IMAGES, pool: float = 0.0) -> tuple:
     """(mean, std) of n >= 2 normal norm maps at each position (lists, row-major). The variance is shrunk
     toward the positions' average variance as if `prior` more images had shown it:
         v_ij = ((n - 1) var_ij + k mean_kl var_kl) / (n - 1 + k)
     With ~50 images (ELPV) each position's own spread dominates; with 2 (a miniature's half of its
-    validation normals) one position's std would be noise. The mean needs no help: its error is std / sqrt(n)."""
+    validation normals) one position's std would be noise. Then both are pooled by `pool` in [0, 1]:
+        m_ij <- (1 - pool) m_ij + pool mean_kl m_kl,   v_ij <- (1 - pool) v_ij + pool mean_kl v_kl
+    pool = 1 leaves one mean and one std for the whole map (local-top is then the top of the map itself)."""
+    if not 0.0 <= pool <= 1.0:
+        raise ValueError(f"pool {pool} must lie in [0, 1]")
     a = maps.double().flatten(1)
     n = len(a)
-    var = a.var(0)
+    mean, var = a.mean(0), a.var(0)
     var = ((n - 1) * var + prior * var.mean()) / (n - 1 + prior)
-    return a.mean(0).tolist(), var.sqrt().clamp_min(1e-6).tolist()
+    mean, var = (1 - pool) * mean + pool * mean.mean(), (1 - pool) * var + pool * var.mean()
+    return mean.tolist(), var.sqrt().clamp_min(1e-6).tolist()
 
 
 @dataclass
@@ -90,15 +98,17 @@ class Normalizer:
     diff_max: float
     map_mean: list = None
     map_std: list = None
+    map_pool: float = 0.0  # how far map_mean / map_std were pooled toward their average (`position_stats`)
 
     @classmethod
-    def fit(cls, scores: dict) -> "Normalizer":
+    def fit(cls, scores: dict, pool: float = 0.0) -> "Normalizer":
         n, d = np.asarray(scores["nll"]), np.asarray(scores["diff"])
         if n.size < 2:  # one image has no spread: the min-max would divide by ~0
             raise AdlibError(f"the combined score's min-max needs at least 2 normal images, got {n.size}")
         local = {}
         if scores.get("map") is not None:
-            local = dict(zip(("map_mean", "map_std"), position_stats(torch.as_tensor(scores["map"]))))
+            local = dict(zip(("map_mean", "map_std"), position_stats(torch.as_tensor(scores["map"]), pool=pool)),
+                         map_pool=float(pool))
         return cls(float(n.min()), float(n.max()), float(d.min()), float(d.max()), **local)
 
     def combined(self, scores: dict) -> np.ndarray:

@@ -21,12 +21,13 @@ class RunConfig:
     split_seed: int = 0
     backbone: str = "lite0"          # lite0 (offline) | b4 (paper; weights are a download)
     image_size: int = 256
-    # The cpu default (issue 11, chosen on ELPV's dev halves: docs/bench/beyond-gaussian.md): features whitened
-    # per position (PaDiM's Gaussian, so the S-step distortion is one global scale), the closed-form eps of the
-    # training features' per-position Gaussian (fitted in seconds, no gradient steps: a trained conv residual
-    # over it scored 0.924 vs 0.925 on poly:dev), and the local-top score. `gaussian+conv` trains that residual.
-    standardize: str = "whiten"      # none | channel | position | whiten (see adlib/standardize.py)
-    model: str = "gaussian"          # a preset of adlib.models.PRESETS
+    # The cpu default (issue 19, chosen on the development suite: docs/bench/default-suite.md): features whitened
+    # by the Gaussian most likely on held-out normal features (per-position covariances shrunk toward the pooled
+    # one by rho, or one shared Gaussian: never rank-deficient), the closed-form eps of N(0, I) in those
+    # coordinates (nothing trained: the learned residual added nothing on the suite, docs/bench/learning-pays.md),
+    # and local-top with its per-position statistics pooled by the same rho. `standard+conv` trains a residual.
+    standardize: str = "auto"        # none | channel | position | whiten | auto (see adlib/features/standardize.py)
+    model: str = "standard"          # a preset of adlib.models.PRESETS
     model_kwargs: dict = field(default_factory=dict)
     iters: int = 1000
     epochs: float = 0.0              # if > 0, iters = ceil(epochs * n_train / batch_size), set at training time
@@ -65,6 +66,12 @@ class RunConfig:
     # recorded at training time by `--score auto`: the score chosen on synthetic anomalies of out-of-fold normals
     # (chosen, every candidate's synthetic AUROC; adlib/runs/crossfit.py choose_score); `score` holds the choice
     score_choice: dict = field(default_factory=dict)
+
+    @property
+    def map_pool(self) -> float:
+        """How far local-top's per-position map statistics are pooled (scoring.position_stats): the rho that
+        `--standardize auto` chose (1 for one shared Gaussian), 0 for the other standardisations."""
+        return float(self.standardize_choice.get("rho", 0.0)) if self.standardize == "auto" else 0.0
 
     def iters_for(self, n_train: int) -> int:
         return math.ceil(self.epochs * n_train / self.batch_size) if self.epochs > 0 else self.iters

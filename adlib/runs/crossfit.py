@@ -21,6 +21,8 @@ suits parts that move, `local-top` (per-position standardisation) aligned ones, 
 of the two separates a local change from what is usual on this data. The choice and every candidate's
 criterion are kept in the calibration record and in config.json (`score_choice`).
 """
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -28,7 +30,7 @@ from adlib.data import Sample
 from adlib.errors import AdlibError
 from adlib.features.backbone import BACKBONES
 from adlib.features.cache import extract
-from adlib.features.standardize import fit_stats, standardize
+from adlib.features.standardize import choice_record, fit_stats, standardize
 from adlib.method import calibration, scoring
 from adlib.method.inversion import invert, make_grid
 from adlib.models import build_model
@@ -73,10 +75,19 @@ def resolve(cfg) -> str:
     return resolved
 
 
+def with_choice(cfg, z_raw: torch.Tensor) -> tuple:
+    """(cfg with `standardize_choice` recorded, stats): the standardisation fitted to all n normals the way
+    `train_run` fits it, `--standardize auto` choosing its Gaussian here once (what the folds then refit)."""
+    stats = fit_stats(z_raw, cfg.standardize)
+    return replace(cfg, standardize_choice=choice_record(stats)), stats
+
+
 def fit_normals(cfg, z_raw: torch.Tensor):
     """(stats, model): the standardisation fitted to raw features, then the closed-form model to the standardised
-    ones, as `adlib.runs.train.fit` fits it (same seed, settings and dtype)."""
-    stats = fit_stats(z_raw, cfg.standardize)
+    ones, as `adlib.runs.train.fit` fits it (same seed, settings and dtype). `--standardize auto` refits the
+    Gaussian the run chose (cfg.standardize_choice, chosen once on all n) instead of choosing again in every
+    fold: one scalar chosen with the fold inside is a negligible leak, and it saves K choices of 12 candidates."""
+    stats = fit_stats(z_raw, cfg.standardize, choice=cfg.standardize_choice or None)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, z_raw.shape[1], z_raw.shape[-1], **cfg.model_kwargs)
     return stats, model.fit_base(standardize(z_raw, stats)).eval()
@@ -113,7 +124,7 @@ def _put(into: dict, idx, raw: dict):
     into["map"][torch.as_tensor(idx)] = raw["map"].cpu()
 
 
-def choose_score(raw: dict, folds, candidates=SCORE_CANDIDATES) -> dict:
+def choose_score(raw: dict, folds, candidates=SCORE_CANDIDATES, pool: float = 0.0) -> dict:
     """`--score auto`: the candidate whose out-of-fold scores best separate the n normals from their n synthetic
     anomalies (raw["synthetic"], from `out_of_fold(..., synthetic=True)`), by AUROC; ties go to the earlier one.
     Both images of a pair are scored by the same fold's model and normaliser (fitted without that fold)."""
@@ -125,7 +136,7 @@ def choose_score(raw: dict, folds, candidates=SCORE_CANDIDATES) -> dict:
     values = {k: (np.empty(len(folds)), np.empty(len(folds))) for k in candidates}
     for f in range(int(folds.max()) + 1):
         held = np.flatnonzero(folds == f)
-        norm = scoring.Normalizer.fit(pick(raw, np.flatnonzero(folds != f)))
+        norm = scoring.Normalizer.fit(pick(raw, np.flatnonzero(folds != f)), pool)
         for k in candidates:
             values[k][0][held] = scoring.image_score(pick(raw, held), k, norm)
             values[k][1][held] = scoring.image_score(pick(fake, held), k, norm)
@@ -143,8 +154,8 @@ def calibrate(cfg, z_raw: torch.Tensor, steps: int, grid: str, score: str, fpr: 
     score `auto`: chosen by `choose_score` on the same out-of-fold scores; the record keeps it as `score_choice`."""
     ids = calibration.fold_ids(len(z_raw), cfg.folds, cfg.split_seed)
     raw = out_of_fold(cfg, z_raw, ids, steps, grid, synthetic=score == "auto")
-    choice = choose_score(raw, ids) if score == "auto" else None
-    record = calibration.fit_cross(raw, ids, choice["chosen"] if choice else score, fpr)
+    choice = choose_score(raw, ids, pool=cfg.map_pool) if score == "auto" else None
+    record = calibration.fit_cross(raw, ids, choice["chosen"] if choice else score, fpr, cfg.map_pool)
     return {"steps": steps, "grid": grid, **record, **({"score_choice": choice} if choice else {})}
 
 

@@ -26,7 +26,7 @@ from adlib.errors import AdlibError, warn
 from adlib.features.backbone import FeatureExtractor
 from adlib.features.cache import atomic_save, extract
 from adlib.features.engine import use_engine
-from adlib.features.standardize import choice_record, fit_stats, standardize
+from adlib.features.standardize import standardize
 from adlib.files import atomic_write_text, recover_dir, write_json
 from adlib.method import calibration, scoring
 from adlib.method.inversion import invert, make_grid
@@ -132,7 +132,7 @@ class Run:
             data = with_val_share(load_spec(self.cfg.data, self.cfg.split_seed), self.cfg.val_share, self.cfg.split_seed)
             z_val, _ = self.features(data.val, "val features")
         record = calibration.fit(self.scores(z_val, steps, grid), score, 0.05 if fpr is None else fpr,
-                                 seed=self.cfg.split_seed)
+                                 seed=self.cfg.split_seed, pool=self.cfg.map_pool)
         return {"steps": steps, "grid": grid, **record, "source": "fitted now on the validation normals"}
 
 
@@ -188,8 +188,7 @@ def train_run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, 
     record["fitted_on"] = "train+val" if cfg.calibration == "cross-fit" else "train"
     digest = _same_split_everywhere(state, record)  # of split.json as written
     z_fit = torch.cat([z_train, z_val]) if cfg.calibration == "cross-fit" else z_train  # cross-fit: every normal
-    stats = fit_stats(z_fit, cfg.standardize)
-    cfg = replace(cfg, standardize_choice=choice_record(stats))  # what `--standardize auto` chose: config.json
+    cfg, stats = crossfit.with_choice(cfg, z_fit)  # what `--standardize auto` chose goes into config.json
     cfg = replace(cfg, grad_checkpointing=resolve_grad_checkpointing(  # `auto`: from memory, saved resolved
         cfg.grad_checkpointing, cfg.model, z_fit.shape[1], z_fit.shape[-1], cfg.batch_size // state.num_processes,
         state.device, cfg.model_kwargs, len(z_fit)))
@@ -331,7 +330,7 @@ def calibrate(run: Run, z_val, fpr: float = 0.05, z_normals=None) -> dict:
         cal = crossfit.calibrate(run.cfg, z_normals, run.cfg.steps, run.cfg.grid, run.cfg.score, fpr)
     else:
         cal = {"steps": run.cfg.steps, "grid": run.cfg.grid,
-               **calibration.fit(run.scores(z_val), run.cfg.score, fpr, seed=run.cfg.split_seed)}
+               **calibration.fit(run.scores(z_val), run.cfg.score, fpr, seed=run.cfg.split_seed, pool=run.cfg.map_pool)}
     write_json(cal, run.path / calibration.FILE)
     if cal.get("score_choice"):  # `--score auto`: config.json keeps the score chosen, and why
         run.cfg = replace(run.cfg, score=cal["score"], score_choice=cal["score_choice"])
