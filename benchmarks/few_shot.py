@@ -102,7 +102,7 @@ def write_measured(path: Path):
     res = json.loads(path.read_text())
     loss = {str(n): round(res["full"]["auroc"] - s["auroc"]["mean"], 4) for n, s in res["summary"].items()}
     write_json({"data": res["data"], "model": res["model"], "auroc_loss": loss,
-                "doc": "docs/bench/few-shot.md", "source": str(path.relative_to(ROOT))}, calibration.MEASURED)
+                "doc": "docs/bench/few-shot.md", "source": str(Path(path).resolve().relative_to(ROOT))}, calibration.MEASURED)
     print(f"wrote {calibration.MEASURED}: {loss}")
 
 

@@ -82,9 +82,10 @@ def test_profiles_name_declared_parameters_and_valid_training_settings(profile):
             cfg = nbk.run_config("elpv:mono", **{k: params[k.upper()] for k in keys})
             assert cfg.model in PRESETS and cfg.device in ("auto", "cpu", "cuda")
             if profile == "cpu":  # the main job: RunConfig decides, but 02 teaches training, so it trains a
-                defaults = RunConfig()  # residual over the default's closed-form Gaussian (which has no weights)
-                assert defaults.model == "gaussian" and cfg.model == "gaussian+conv"
-                taught = ("model", "model_kwargs", "iters", "device")
+                defaults = RunConfig()  # residual over a closed-form Gaussian (the default's has no weights), on
+                # per-position whitening: 03-06 read 02's run as a per-position Gaussian + residual (issue 22)
+                assert defaults.model == "standard" and cfg.model == "gaussian+conv" and cfg.standardize == "whiten"
+                taught = ("model", "model_kwargs", "iters", "device", "standardize")
                 assert all(getattr(cfg, f.name) == getattr(defaults, f.name) for f in fields(RunConfig)
                            if f.name in keys and f.name not in taught)
             if profile == "full":
