@@ -63,3 +63,13 @@ def test_a_changed_feature_file_changes_the_fingerprint(runs, tmp_path):
     data[-1] ^= 1
     (copy / "normals.safetensors").write_bytes(bytes(data))
     assert fingerprint(Run(copy), "ema") != before
+
+
+def test_a_compact_run_reopens_without_the_refit_warning(runs):
+    """Refitting the run's own features reproduces the fit (the choice's rounded record is not compared)."""
+    import warnings
+    from adlib import Run
+    from adlib.errors import AdlibWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AdlibWarning)
+        Run(runs[0].path)
