@@ -129,7 +129,12 @@ def main():
     a = ap.parse_args()
     if a.table:
         return print(table(a.table))
-    for name, spec, (z_tr, z_va, z_te, labels, masks) in suite_parts(build(a.root), a.only):
+    run_suite(build(a.root), a.out, a.only)
+
+
+def run_suite(sets: dict, out: str, only: str = ""):
+    """`evaluate` on each set of {name: SPEC} (all normals, then FEW of them), one JSON line each appended to out."""
+    for name, spec, (z_tr, z_va, z_te, labels, masks) in suite_parts(sets, only):
         for few in (False, True):
             t0 = time.perf_counter()
             normals = torch.cat([z_tr, z_va])
@@ -138,11 +143,10 @@ def main():
             line = {"data": name + (f"@{FEW}" if few else ""), "spec": spec, "n_normals": len(normals),
                     "n_test": len(z_te), "n_anomalous": int(labels.sum()), "methods": rows, "choice": info,
                     "seconds": round(time.perf_counter() - t0, 1)}
-            with open(a.out, "a") as f:
+            with open(out, "a") as f:
                 f.write(json.dumps(line) + "\n")
             print(line["data"], {k: round(v["image_auroc"], 4) for k, v in rows.items()}, info["chosen"],
                   f"{line['seconds']} s", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -62,8 +62,9 @@ def _line(size, rng, cy, cx, length, width):
     return (np.abs(u) <= length / 2) & (np.abs(v) <= width / 2)
 
 
-def _texture_defect(img, kind, rng, texture):
-    """(image, mask) with one defect: scratch, stain or foreign patch, 12 px or more from the border."""
+def _texture_defect(img, kind, rng, foreign):
+    """(image, mask) with one defect: scratch, stain or foreign patch, 28 px or more from the border.
+    foreign(rng): an image of the same size the foreign patch is cut from (drawn where the patch needs it)."""
     size = img.shape[0]
     cy, cx = rng.uniform(28, size - 28, 2)
     out = img.copy()
@@ -76,7 +77,7 @@ def _texture_defect(img, kind, rng, texture):
         out = np.clip(out * (1 - 0.45 * w) + 0.45 * w * np.array([0.25, 0.3, 0.15]), 0, 1)
         mask = w[..., 0] > 0.25
     else:  # a patch of the other texture
-        other = _texture(rng, "cloud" if texture == "fibre" else "fibre", size)
+        other = foreign(rng)
         mask = _blob(size, cy, cx, rng.uniform(8, 13), rng.uniform(8, 13), rng.uniform(0, np.pi)) <= 1
         out[mask] = other[mask]
     return out, mask
@@ -157,7 +158,8 @@ def build(root) -> dict:
     for i, kind in enumerate(("fibre", "cloud")):
         if not (root / f"tex-{kind}").is_dir():
             make_category(root / f"tex-{kind}", lambda rng, k=kind: _texture(rng, k),
-                          lambda rng, d, k=kind: _texture_defect(_texture(rng, k), d, rng, k), TEXTURE_DEFECTS, 10 + i)
+                          lambda rng, d, k=kind: _texture_defect(
+                              _texture(rng, k), d, rng, lambda r, o="cloud" if k == "fibre" else "fibre": _texture(r, o)), TEXTURE_DEFECTS, 10 + i)
     for i, rotation in enumerate(("small", "any")):
         name = "part-shift" if rotation == "small" else "part-rot"
         if not (root / name).is_dir():

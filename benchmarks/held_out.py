@@ -12,18 +12,14 @@ foreign patch (a blob cut from another of the three photographs) — drawn like 
 defects. Every method as in benchmarks/default_suite.py (`evaluate`), on the same normals; `@20`: 20 normals.
 """
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from default_suite import evaluate  # noqa: E402
-from dev_suite import FEW, SIZE, _blob, _line, _save, few_shot  # noqa: E402
-from feature_sets import suite_parts  # noqa: E402
+from default_suite import run_suite  # noqa: E402
+from dev_suite import SIZE, _save, _texture_defect  # noqa: E402
 
 PHOTOS = ("brick", "grass", "gravel")
 N_TRAIN, N_GOOD, N_PER_DEFECT, DEFECTS = 60, 50, 15, ("scratch", "stain", "foreign")
@@ -40,25 +36,6 @@ def crop(img, rng, size=SIZE):
     return img[y:y + size, x:x + size].copy()
 
 
-def defect(img, kind, rng, other):
-    """(image, mask): one defect 28 px or more from the border."""
-    size = img.shape[0]
-    cy, cx = rng.uniform(28, size - 28, 2)
-    out = img.copy()
-    if kind == "scratch":
-        mask = _line(size, rng, cy, cx, rng.uniform(24, 44), rng.uniform(1.5, 2.5))
-        out[mask] = np.clip(out[mask] + rng.choice([-1, 1]) * rng.uniform(0.25, 0.35), 0, 1)
-    elif kind == "stain":
-        w = np.exp(-_blob(size, cy, cx, rng.uniform(6, 11), rng.uniform(6, 11), rng.uniform(0, np.pi)) * 1.5)[..., None]
-        out = np.clip(out * (1 - 0.45 * w) + 0.45 * w * np.array([0.25, 0.3, 0.15]), 0, 1)
-        mask = w[..., 0] > 0.25
-    else:
-        patch = crop(other, rng, size)
-        mask = _blob(size, cy, cx, rng.uniform(8, 13), rng.uniform(8, 13), rng.uniform(0, np.pi)) <= 1
-        out[mask] = patch[mask]
-    return out, mask
-
-
 def build(root: Path) -> dict:
     for i, name in enumerate(PHOTOS):
         path = root / name
@@ -71,7 +48,7 @@ def build(root: Path) -> dict:
                 _save(crop(img, rng), path / split / "good" / f"{j:03d}.png")
         for kind in DEFECTS:
             for j in range(N_PER_DEFECT):
-                out, mask = defect(crop(img, rng), kind, rng, others[j % 2])
+                out, mask = _texture_defect(crop(img, rng), kind, rng, lambda r, o=others[j % 2]: crop(o, r))
                 _save(out, path / "test" / kind / f"{j:03d}.png")
                 _save(mask, path / "ground_truth" / kind / f"{j:03d}_mask.png")
     return {f"photo-{name}": f"mvtec:{root / name}" for name in PHOTOS}
@@ -82,19 +59,7 @@ def main():
     ap.add_argument("--root", type=Path, default=Path("/tmp/adlib-held-out"))
     ap.add_argument("--out", default="docs/bench/held-out.jsonl")
     a = ap.parse_args()
-    for name, spec, (z_tr, z_va, z_te, labels, masks) in suite_parts(build(a.root)):
-        for few in (False, True):
-            t0 = time.perf_counter()
-            normals = torch.cat([z_tr, z_va])
-            normals = few_shot(normals) if few else normals
-            rows, info = evaluate(normals, z_te, labels, masks)
-            line = {"data": name + (f"@{FEW}" if few else ""), "spec": spec, "n_normals": len(normals),
-                    "n_test": len(z_te), "n_anomalous": int(labels.sum()), "methods": rows, "choice": info,
-                    "seconds": round(time.perf_counter() - t0, 1)}
-            with open(a.out, "a") as f:
-                f.write(json.dumps(line) + "\n")
-            print(line["data"], {k: round(v["image_auroc"], 4) for k, v in rows.items()}, info["chosen"], flush=True)
-
+    run_suite(build(a.root), a.out)
 
 if __name__ == "__main__":
     main()

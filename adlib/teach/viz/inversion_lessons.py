@@ -209,14 +209,20 @@ def round_trip_sentence(curve: dict) -> str:
                if lo == 1 and med[lo] > 0.3 else ""))
 
 
-def side_by_side_sentence(result: dict, flat: float = 0.02) -> str:
-    """What one side-by-side result (`InversionVsReconstruction.compute`) says, from its numbers: the cost of
-    each method and which map singles out the defect better (`map_contrast`; within `flat` is a tie)."""
+def cost_sentence(result: dict, t_r=None) -> str:
+    """The network evaluations of a side-by-side result: reconstruction (at r, K; t_r if given) against InvAD at S."""
     n_rec, n_inv = result["nfe_reconstruction"], result["nfe_invad"]
-    cost = (f"Reconstruction at r = {result['r']:g}, K = {result['k']} cost {n_rec} network evaluations, InvAD at "
+    at = f"r = {result['r']:g}" + (f" (t_r = {t_r})" if t_r is not None else "")
+    return (f"Reconstruction at {at}, K = {result['k']} cost {n_rec} network evaluations, InvAD at "
             f"S = {result['steps']} cost {n_inv}"
             + (f" ({n_rec / n_inv:.3g}× fewer)." if n_inv < n_rec else "." if n_inv == n_rec else
                f" ({n_inv / n_rec:.3g}× more)."))
+
+
+def side_by_side_sentence(result: dict, flat: float = 0.02) -> str:
+    """What one side-by-side result (`InversionVsReconstruction.compute`) says, from its numbers: the cost of
+    each method and which map singles out the defect better (`map_contrast`; within `flat` is a tie)."""
+    cost = cost_sentence(result)
     a, b = result["contrast_invad"], result["contrast_reconstruction"]
     what = ("separates the defect's cells from the rest (AUROC inside vs outside the mask)"
             if result["contrast_kind"] == "auroc" else

@@ -14,7 +14,7 @@ import torch
 from adlib.evaluation.baselines import reconstruct
 from adlib.models.controls import control_model
 from adlib.teach import verdicts
-from adlib.teach.viz.inversion_lessons import cell_mask
+from adlib.teach.viz.inversion_lessons import cell_mask, cost_sentence
 
 
 def unwrap(model):
@@ -67,11 +67,7 @@ def side_sentence(result: dict, mask=None) -> str:
     each method, and which map separates the defect's latent cells from the others, judged by the AUROCs'
     standard errors (`adlib.teach.verdicts`, cells as the samples). Without marked cells only the peak contrasts
     (max / median) are given: one ratio each, with no standard error, so no verdict."""
-    n_rec, n_inv = result["nfe_reconstruction"], result["nfe_invad"]
-    cost = (f"Reconstruction at r = {result['r']:g} (t_r = {result['t_r']}), K = {result['k']} cost {n_rec} network "
-            f"evaluations, InvAD at S = {result['steps']} cost {n_inv}"
-            + (f" ({n_rec / n_inv:.3g}× fewer)." if n_inv < n_rec else "." if n_inv == n_rec else
-               f" ({n_inv / n_rec:.3g}× more)."))
+    cost = cost_sentence(result, result["t_r"])
     a, b = result["contrast_invad"], result["contrast_reconstruction"]
     if result["contrast_kind"] == "auroc":
         cells = cell_mask(mask, result["invad"].shape[-1]).reshape(-1).astype(int)
