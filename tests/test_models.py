@@ -200,3 +200,24 @@ def test_the_standard_normals_eps_is_the_identity_gaussians_written_out():
     fast, slow = EpsStandard(channels=6, grid=4), EpsGaussian(channels=6, grid=4)
     assert torch.allclose(fast(x, t), slow(x, t), rtol=1e-6, atol=1e-7)
     assert fast(x.double(), t).dtype == torch.float64
+
+
+@pytest.mark.parametrize("grid", ["paper", "reference"])
+@pytest.mark.parametrize("steps", [1, 3, 10])
+def test_a_linear_eps_folds_the_inversion_into_one_multiply_that_equals_the_steps(grid, steps):
+    """invert() with EpsStandard (eps = c_t x: one multiply by the product of the step gains) = the S DDIM steps
+    taken one by one (trajectory=True walks them); a model without eps_scale is stepped."""
+    from adlib.method.inversion import invert, make_grid
+    from adlib.models import EpsStandard
+    m, z, points = EpsStandard(channels=6, grid=4), torch.randn(5, 6, 4, 4), make_grid(steps, grid)
+    seen = []
+    m.register_forward_hook(lambda *_: seen.append(1))
+    folded = invert(m, z, points)
+    assert not seen   # folded: eps never evaluated
+    stepped, states = invert(m, z, points, trajectory=True)
+    assert len(states) == steps + 1 and torch.allclose(folded, stepped, rtol=1e-6, atol=1e-7)
+    ratio = folded / z   # one global factor, below 1 (each step is a rotation's cosine; 1 only on no step)
+    assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio)) and 0 < ratio.flatten()[0] < 1
+    calls = []
+    wrapped = lambda x, t: (calls.append(1), m(x, t))[1]   # noqa: E731 - no eps_scale: the steps are taken
+    assert torch.allclose(invert(wrapped, z, points), folded, rtol=1e-6, atol=1e-7) and len(calls) == steps

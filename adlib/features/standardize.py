@@ -11,6 +11,8 @@
             fewer images than channels; the choice is kept in the stats (`choice_record`);
 `none`:     identity.
 """
+import functools
+
 import torch
 
 from adlib.errors import AdlibError
@@ -59,12 +61,21 @@ def choice_record(stats: dict) -> dict:
             "held_out_nll": nll}
 
 
+@functools.lru_cache(maxsize=4)
+def _whitener(chol: torch.Tensor, device: str) -> torch.Tensor:
+    """L^-1 per position (P x C x C), inverted once in float64: standardize multiplies by it (on contiguous
+    features) instead of a batched triangular solve, ~1.1x faster as a whole (`benchmarks/whitening_speed.py`).
+    Cached by the factor's identity: a run's stats are loaded once and never changed in place."""
+    eye = torch.eye(chol.shape[-1], dtype=torch.float64).expand(chol.shape)
+    return torch.linalg.solve_triangular(chol.double(), eye, upper=False).to(device, torch.float32).contiguous()
+
+
 def standardize(z: torch.Tensor, stats: dict) -> torch.Tensor:
     if "chol" in stats:
         n, c, h, w = z.shape
         x = (z.flatten(2).permute(2, 1, 0) - stats["mean"].to(z.device).transpose(1, 2))  # positions x C x N
-        y = torch.linalg.solve_triangular(stats["chol"].to(z.device), x, upper=False)
-        return y.permute(2, 1, 0).reshape(n, c, h, w)
+        y = torch.bmm(_whitener(stats["chol"], str(z.device)), x.to(torch.float32).contiguous())  # contiguous: 1.5x
+        return y.to(z.dtype).permute(2, 1, 0).reshape(n, c, h, w)
     return (z - stats["mean"].to(z.device)) / stats["std"].to(z.device)
 
 

@@ -51,9 +51,14 @@ def ddim_step(x: torch.Tensor, eps: torch.Tensor, abar_from, abar_to) -> torch.T
 
     The two lines of the module docstring folded into x_t' = a x + b eps (two passes over x, not five):
         a = sqrt(abar_t' / abar_t),   b = sqrt(1 - abar_t') - a sqrt(1 - abar_t)"""
-    a = (abar_to / abar_from) ** 0.5
-    b = (1 - abar_to) ** 0.5 - a * (1 - abar_from) ** 0.5
+    a, b = step_coefficients(abar_from, abar_to)
     return torch.add(x * a, eps, alpha=b)
+
+
+def step_coefficients(abar_from: float, abar_to: float) -> tuple:
+    """(a, b) of x_t' = a x + b eps: a = sqrt(abar_t' / abar_t), b = sqrt(1 - abar_t') - a sqrt(1 - abar_t)."""
+    a = (abar_to / abar_from) ** 0.5
+    return a, (1 - abar_to) ** 0.5 - a * (1 - abar_from) ** 0.5
 
 
 def _eps(model, x, t: int):
@@ -63,7 +68,17 @@ def _eps(model, x, t: int):
 
 @torch.no_grad()
 def invert(model, z: torch.Tensor, points: list, trajectory: bool = False):
-    """DDIM inversion z = x_{t_0} -> x_{t_S}; with trajectory=True also the list of all S + 1 states."""
+    """DDIM inversion z = x_{t_0} -> x_{t_S}; with trajectory=True also the list of all S + 1 states.
+
+    A model whose eps is a multiple of x, eps = c_t x (`model.eps_scale(t)` = c_t, e.g. EpsStandard), makes every
+    step x -> (a + b c_t) x: the S steps fold into one multiply by their product (the same map; one pass over x)."""
+    scale = getattr(model, "eps_scale", None)
+    if scale is not None and not trajectory:
+        gain = 1.0
+        for t_from, t_to in zip(points, points[1:]):
+            a, b = step_coefficients(ABAR[t_from].item(), ABAR[t_to].item())
+            gain *= a + b * scale(t_from)
+        return z * gain
     x, states = z, [z]
     for t_from, t_to in zip(points, points[1:]):
         x = ddim_step(x, _eps(model, x, t_from), ABAR[t_from].item(), ABAR[t_to].item())

@@ -26,6 +26,10 @@ class EpsStandard(EpsGaussian):
         b = (1 - ABAR.to(dev)[t].expand(x.shape[0])).sqrt()  # float64, as EpsGaussian's gain
         return (b.to(torch.float32)[:, None, None, None] * x.float()).to(x.dtype)
 
+    def eps_scale(self, t: int) -> float:
+        """c_t of eps = c_t x (= sqrt(1 - abar_t)): lets `invert` fold the S steps into one multiply."""
+        return float((1 - ABAR[int(t)]).sqrt())
+
     @torch.no_grad()
     def fit_base(self, z: torch.Tensor) -> "EpsStandard":
         if tuple(z.shape[1:]) != tuple(self.mean.shape):
