@@ -96,6 +96,52 @@ def test_a_gaussian_eps_cannot_show_the_paper_trend_and_a_network_is_compared():
     assert "cannot show" not in net[-1] and "the paper's direction for every score" in net[-1]
 
 
+# ---------------------------------------------------------------- section 0b: with a Gaussian ε, every S is PaDiM
+def _anisotropic_features(n_train=200, n_test=24, c=6, grid=2, seed=0):
+    """Zero-mean features whose per-position covariance has eigenvalues 0.01 ... 10 along random directions."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    q = torch.linalg.qr(torch.randn(grid * grid, c, c, generator=g, dtype=torch.float64))[0]
+    scale = q * torch.logspace(-1, 0.5, c, dtype=torch.float64)     # sqrt(lambda) = 0.1 ... 3.2
+    def draw(n):
+        e = torch.randn(grid * grid, c, n, generator=g, dtype=torch.float64)
+        return (scale @ e).permute(2, 1, 0).reshape(n, c, grid, grid).float()
+    z_test = draw(n_test)
+    z_test[: n_test // 2, :, 0, 0] += 3 * q[0, :, 0].float()                 # outliers along the thinnest direction
+    return draw(n_train), z_test
+
+
+def test_whitened_gaussian_eps_is_padim_times_one_number_at_every_s():
+    from adlib.models import EpsGaussian
+    from adlib.method.inversion import make_grid
+    from adlib.schedule import ABAR
+    z_train, z_test = _anisotropic_features()
+    check = nb04.gaussian_every_s(z_train, z_test, [1, 2, 3, 10, 1000], "paper", gauss=EpsGaussian.fit(z_train))
+    assert check["whitening_error"] < 1e-5                       # the kit's whiten fitted on z_train: |w| = PaDiM's map
+    assert sorted(check["rows"]["whitened"]) == [1, 2, 3, 10]    # S = 1000 is not on the paper grid: skipped
+    a = ABAR.double().numpy()
+    for S, r in check["rows"]["whitened"].items():
+        pts = make_grid(S, "paper")   # section 0b's formula: g_S = prod_k sqrt(a a') + sqrt((1 - a)(1 - a'))
+        g = np.prod([np.sqrt(a[t] * a[u]) + np.sqrt((1 - a[t]) * (1 - a[u])) for t, u in zip(pts, pts[1:])])
+        assert r["gain"] == pytest.approx(g, rel=1e-9) and r["gains"] == pytest.approx((g, g), rel=1e-9)
+        assert r["ratio"] == pytest.approx(g, rel=1e-5) and r["spread"] < 1e-5
+        assert r["rho_nll"] > 0.9999 and r["rho_max"] > 0.9999
+    assert check["lam"]["whitened"] == (1.0, 1.0)
+    # the same Gaussian in raw coordinates (λ from 0.01 to 10): the gains differ, the ratio is not one number
+    raw = check["rows"]["run"]
+    assert check["lam"]["run"][0] < 0.05 and check["lam"]["run"][1] > 5
+    assert raw[3]["gains"][1] > 2 * raw[3]["gains"][0] and raw[3]["spread"] > 0.1
+    table = nb04.gaussian_every_s_markdown(check)
+    assert len(table.splitlines()) == 2 + 4 and "the run's Gaussian" in table
+
+
+def test_gaussian_every_s_without_a_run_gaussian():
+    z_train, z_test = _anisotropic_features(seed=1)
+    check = nb04.gaussian_every_s(z_train, z_test, [3], "reference")
+    assert list(check["rows"]) == ["whitened"] and check["rows"]["whitened"][3]["spread"] < 1e-5
+    assert "the run's Gaussian" not in nb04.gaussian_every_s_markdown(check)
+
+
 # ---------------------------------------------------------------- defect 5: exercise 1 asks what the run shows
 def test_exercise_1_asks_why_s1_survives_when_it_is_level():
     q, c = nb04.one_step_question({1: 0.948, 3: 0.954}, 3, LABELS, "combined")
@@ -135,6 +181,11 @@ def test_notebook_text_and_checks():
     assert md.count(r"t_r = r\,(T-1)") >= 2 and not re.search(r"t_r = r\s*T\b|t_r = rT", md)
     # defect 2: the flat curve is explained with notebook 05's derivation, the verdict depends on the model
     assert "cannot show" in md and "notebook 05, section 3" in md and "nb04.trend_sentences(" in code
+    # issue 22: the Gaussian/PaDiM equivalence is shown on the run's features before the sweep, with checks
+    heads = [c.split("\n", 1)[0] for c in _cells("markdown") if c.startswith("## ")]
+    assert heads.index(next(h for h in heads if h.startswith("## 0b."))) < heads.index(
+        next(h for h in heads if h.startswith("## 1."))), heads
+    assert "nb04.gaussian_every_s(z_train" in code and 'same["rows"]["whitened"]' in code and "section 0b" in md
     assert "a different trend" not in md and "viz.compare_to_paper(" not in code
     # defect 3: chosen on the development half with checks; exercise 2 thresholds on the run's calibration
     assert "nb04.blind_to_held_out(" in code and "nb04.choose(step_scores, labels, dev)" in code

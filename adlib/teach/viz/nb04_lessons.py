@@ -5,9 +5,11 @@
   formula 1 / (1/B + 1/H) from the medians sits beside the one measured round by round;
 - the design (S, grid, score) chosen on the development half of the test images only (`choose`), and a check
   that scrambling the held-out half cannot change it (`blind_to_held_out`);
+- with a Gaussian ε on whitened features every S is PaDiM (`gaussian_every_s`, section 0b, before the sweep): the
+  norm map is PaDiM's Mahalanobis map times one number g_S, checked on the run's own features;
 - what the S-curve can show depends on the ε-model (`eps_kind`): a Gaussian ε on whitened features ranks every
-  image identically at every S (notebook 05, section 3), so it cannot show the paper's trend; a trained network
-  can be compared with it;
+  image identically at every S (section 0b; notebook 05 derives it), so it cannot show the paper's trend; a
+  trained network can be compared with it;
 - AUROCs printed with their Hanley-McNeil standard error and compared by adlib.teach.verdicts (2 standard
   errors of the difference), never by a fixed cut-off.
 """
@@ -15,9 +17,14 @@ import re
 
 import numpy as np
 
+from adlib.evaluation.baselines import PaDiM
 from adlib.evaluation.metrics import image_metrics
+from adlib.features.standardize import fit_stats, standardize
+from adlib.method import scoring
+from adlib.method.inversion import invert, make_grid
 from adlib.teach import verdicts
 from adlib.teach.viz.base import SCORE_LABELS
+from adlib.teach.viz.gaussian_theory import step_gains
 from adlib.teach.viz.paper import PAPER_ABLATION, PAPER_RECONSTRUCTION
 from adlib.teach.viz.sweep_lessons import StepExplorer
 
@@ -146,11 +153,76 @@ def blind_to_held_out(step_scores: dict, labels, dev, seed: int = 0) -> bool:
     return choose(scrambled, y, dev) == choose(step_scores, labels, dev)
 
 
+# ---------------------------------------------------------------- section 0b: with a Gaussian ε, every S is PaDiM
+def _spearman(a, b) -> float:
+    from scipy.stats import spearmanr
+    return float(spearmanr(np.asarray(a, dtype=float), np.asarray(b, dtype=float))[0])
+
+
+def gaussian_every_s(z_train, z_test, steps, grid: str = "paper", eps: float = 0.01, gauss=None) -> dict:
+    """Section 0b's check on a run's own features, for each S of `steps` that `grid` allows.
+
+    PaDiM's Gaussian (per position: mean and covariance + eps I of z_train) whitens z_test with the kit's
+    `--standardize whiten` (`fit_stats`): w = Σ^-1/2 (z - μ), whose norm is PaDiM's map M. In w the Gaussian is
+    N(0, I), λ = 1 in every direction; its ε, a fresh `EpsGaussian` (the general formula, not `EpsStandard`'s
+    one multiply), makes each DDIM step one multiplication, so x_T = g_S w with g_S = `step_gains` at λ = 1
+    (notebook 05, section 4): row "whitened". `gauss` (row "run"): a Gaussian ε in z's own coordinates (the run's
+    control when it is one), inverted on z_test and measured against its own Mahalanobis map; its λ need not all
+    be 1 (the ridge; N < C), and where they differ so do the gains.
+
+    Returns {"whitening_error": max |‖w‖ - M| / M, "lam": {row: (min, max) of λ}, "rows": {row: {S: numbers}}},
+    numbers = gain (g_S at λ = 1), gains ((min, max) of `step_gains` over the model's λ), ratio (mean of norm map /
+    Mahalanobis map over all positions and images), spread ((max - min) / mean of that ratio), rho_nll (Spearman
+    of the images' NLL with ½ΣM², the ranking of the exact flow) and rho_max (Spearman of the map's maximum with
+    M's maximum, PaDiM's image score)."""
+    from adlib.models import EpsGaussian
+    padim = PaDiM(eps).fit(z_train).map(z_test).double()
+    w = standardize(z_test, fit_stats(z_train, "whiten", eps=eps))
+    out = {"whitening_error": float(((w.double().norm(dim=1) - padim).abs() / padim).max()), "lam": {}, "rows": {}}
+    models = {"whitened": (EpsGaussian(channels=w.shape[1], grid=w.shape[-1]), w, padim)}
+    if gauss is not None:
+        models["run"] = (gauss, z_test, gauss.mahalanobis_map(z_test).double())
+    for name, (m, x, maha) in models.items():
+        lam = m.eigval.double().flatten().cpu().numpy()
+        out["lam"][name] = (float(lam.min()), float(lam.max()))
+        out["rows"][name] = rows = {}
+        for S in steps:
+            try:
+                points = make_grid(S, grid)
+            except ValueError:
+                continue
+            x_T = invert(m, x, points)
+            amap = scoring.norm_map(x_T).double()
+            ratio, g = (amap / maha).flatten(), step_gains(lam, points)
+            rows[S] = dict(gain=float(step_gains([1.0], points)[0]), gains=(float(g.min()), float(g.max())),
+                           ratio=float(ratio.mean()), spread=float((ratio.max() - ratio.min()) / ratio.mean()),
+                           rho_nll=_spearman(scoring.nll(x_T), maha.pow(2).flatten(1).sum(1)),
+                           rho_max=_spearman(amap.flatten(1).max(1).values, maha.flatten(1).max(1).values))
+    return out
+
+
+def gaussian_every_s_markdown(check: dict) -> str:
+    """`gaussian_every_s` as a table, one row per S: the whitened N(0, I) and, if measured, the run's Gaussian."""
+    run = "run" in check["rows"]
+    head = ("| S | g_S (λ = 1) | N(0, I) on PaDiM-whitened: map / M [(max − min) / mean] | ρ NLL · ρ max |"
+            + (" the run's Gaussian: gains over its λ | map / its M [(max − min) / mean] | ρ NLL · ρ max |" if run else "")
+            + "\n|---|---|---|---|" + ("---|---|---|" if run else "") + "\n")
+    lines = []
+    for S, r in check["rows"]["whitened"].items():
+        line = f"| {S} | {r['gain']:.4f} | {r['ratio']:.4f} [{r['spread']:.0e}] | {r['rho_nll']:.4f} · {r['rho_max']:.4f} |"
+        q = check["rows"].get("run", {}).get(S)
+        if q:
+            line += (f" {q['gains'][0]:.3f} … {q['gains'][1]:.3f} | {q['ratio']:.4f} [{q['spread']:.2f}] | "
+                     f"{q['rho_nll']:.4f} · {q['rho_max']:.4f} |")
+        lines.append(line)
+    return head + "\n".join(lines)
+
+
 # ---------------------------------------------------------------- what the S-curve can show
 def eps_kind(model, control_kind: str, standardize: str) -> str:
     """'gaussian': a closed-form Gaussian ε (gaussian, standard) on whitened features: every ranking is PaDiM's at
-    any S (notebook 05, section 3); 'gaussian+residual': a trained residual over that Gaussian (its control, the
-    zero residual, is the Gaussian); 'network': a trained ε-network, free to rank differently at each S."""
+    any S (section 0b; notebook 05, section 3); 'gaussian+residual': a trained residual over that Gaussian (its
+    control, the zero residual, is the Gaussian); 'network': a trained ε-network, free to rank differently at each S."""
     from adlib.models.gaussian import EpsGaussian
     whitened = standardize in ("whiten", "auto")
     if control_kind == "itself" and isinstance(model, EpsGaussian):
@@ -188,11 +260,11 @@ def trend_sentences(measured: dict, reconstruction: dict, labels, kind: str, mod
     ranking = f"lowest Spearman ρ of the NLL ranking against the largest S: {rho_min:.3f}"
     if kind == "gaussian":
         out.append(f"Verdict: this run's ε ({model_name}) is a Gaussian on whitened features, so every S ranks the "
-                   f"images like PaDiM (notebook 05, section 3; {ranking}): this sweep **cannot show** the paper's "
+                   f"images like PaDiM (section 0b; {ranking}): this sweep **cannot show** the paper's "
                    f"trend, whatever its curve does.")
     elif kind == "gaussian+residual":
         out.append(f"Verdict: this run's ε ({model_name}) is a Gaussian on whitened features plus a trained residual; "
-                   f"the Gaussian alone (its zero-residual control) ranks identically at every S (notebook 05, section 3; "
+                   f"the Gaussian alone (its zero-residual control) ranks like PaDiM at every S (section 0b; "
                    f"{ranking}), so only the residual can move the curve. "
                    + ("It stays level for every score: the sweep shows the Gaussian's flat curve and **cannot show** "
                       "the paper's trend." if flat else
@@ -244,7 +316,7 @@ def one_step_answer(c: dict, nums: dict, kind: str) -> str:
     """Exercise 1's answer for the verdict `c` of `one_step_question`, from `one_step_numbers` and the ε-model."""
     gauss = (f"A Gaussian ε on whitened features answers ε(z, 0) = {nums['noise_std']:.3f}·z exactly, so x_T = "
              f"({nums['c_z']:.4f} + {nums['c_eps']:.4f}·{nums['noise_std']:.3f})·z is a rescaled z and every ranking is "
-             f"PaDiM's at any S (notebook 05, section 3).")
+             f"PaDiM's at any S (section 0b).")
     if c["verdict"] == "tie":
         if kind in ("gaussian", "gaussian+residual"):
             return gauss + (f" This run's ε is that Gaussian{' plus a trained residual' if kind != 'gaussian' else ''}: "
