@@ -232,3 +232,25 @@ def test_html_export_gets_plotly_figures_with_plotly_js_once():
     html = [c.outputs[0]["data"]["text/html"] for c in nb.cells]
     assert all("Plotly.newPlot" in h for h in html)
     assert len(html[0]) > 1_000_000 > len(html[1])  # plotly.js inlined in the first figure only
+
+
+@pytest.mark.parametrize("preset, kind", [("gaussian+conv", "zero-residual"), ("mlp", "untrained"), ("gaussian", "closed-form")])
+def test_a_model_wrapped_for_a_gpu_keeps_its_control(preset, kind):
+    """On a GPU the notebooks wrap the model (OnDevice): its control must be the wrapped model's (the first GPU run of
+    04 took a trained gaussian+conv for a closed form, its own control). Built here on the CPU, the same class."""
+    import torch
+    from adlib.models import build_model
+    from adlib.models.controls import control_model
+    from adlib.teach.notebooks.device import OnDevice
+    from adlib.teach.viz.nb04_lessons import eps_kind
+    model = build_model(preset, 6, 4)
+    if hasattr(model, "fit_base"):
+        model.fit_base(torch.randn(12, 6, 4, 4))
+    wrapped = OnDevice(model, "cpu")
+    name, control = control_model(wrapped)
+    assert name == kind and name == control_model(model)[0]
+    assert (control is wrapped) == (kind == "closed-form") and isinstance(control, OnDevice)
+    x, t = torch.randn(2, 6, 4, 4), torch.tensor([3, 500])
+    assert torch.allclose(control(x, t), control_model(model)[1](x, t))
+    assert eps_kind(wrapped, "itself" if control is wrapped else name, "whiten") == \
+        eps_kind(model, "itself" if kind == "closed-form" else name, "whiten")

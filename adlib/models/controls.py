@@ -19,6 +19,10 @@ class ZeroEps(torch.nn.Module):
 def control_model(model, seed: int = 0) -> tuple:
     """(name, model) of a model's control: `zero-residual` (its Gaussian base), `closed-form` (itself:
     nothing was trained) or `untrained` (the same network freshly initialised with `seed`)."""
+    inner = getattr(model, "wrapped", None)
+    if isinstance(inner, torch.nn.Module):  # a device wrapper (notebooks' OnDevice): the control of what it wraps
+        name, control = control_model(inner, seed)
+        return name, (model if control is inner else model.rewrap(control))
     device = next(iter([*model.parameters(), *model.buffers()]), torch.zeros(0)).device
     if getattr(model, "base", None) is not None:
         return "zero-residual", model.base

@@ -19,17 +19,30 @@ def pick_device(device="auto") -> str:
 def on_device(model, device: str):
     """The eps-network evaluated on `device` but called with and returning CPU tensors, so adlib.evaluation.bench and
     adlib.method.scoring (which read results with .numpy()) work unchanged with a model on a GPU."""
+    return model if device == "cpu" else OnDevice(model, device)
+
+
+def _module():
     import torch
-    if device == "cpu":
-        return model
+    return torch.nn.Module
 
-    class OnDevice(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m.to(device).eval()
-            self.config = getattr(m, "config", None)
 
-        def forward(self, x, t):
-            return self.m(x.to(device), t.to(device)).to(x.device)
+class OnDevice(_module()):
+    """A model moved to `device`, called with CPU tensors. `wrapped` is the model inside: `control_model` finds the
+    control of what is wrapped (a GPU run's zero-residual base, not the wrapper taken for a closed form) and
+    `rewrap` puts that control on the same device."""
 
-    return OnDevice(model)
+    def __init__(self, m, device: str):
+        super().__init__()
+        self.m, self.device = m.to(device).eval(), device
+        self.config = getattr(m, "config", None)
+
+    @property
+    def wrapped(self):
+        return self.m
+
+    def rewrap(self, other):
+        return other if other is self.m else OnDevice(other, self.device)
+
+    def forward(self, x, t):
+        return self.m(x.to(self.device), t.to(self.device)).to(x.device)

@@ -79,16 +79,16 @@ def smoke_run(data=MINI, progress: bool = True, **overrides):
     return Run(path)
 
 
-def open_run(run_dir=None, data=None, weights: str = "ema"):
+def open_run(run_dir=None, data=None, weights: str = "ema", **train):
     """(Run, Dataset) for the analysis notebooks: RUN_DIR if given (DATA None -> the run's own data),
-    otherwise the cached smoke run on DATA."""
+    otherwise the cached smoke run on DATA (`train`: RunConfig settings over SMOKE_TRAIN's, e.g. model="gaussian")."""
     from adlib.data import load_spec
     from adlib.runs.run import Run
     if run_dir:
         run = Run(run_dir, weights)
     else:
         print(f"RUN_DIR not given: using the small smoke run on {data} (trained once, then cached)")
-        run = smoke_run(data or MINI)
+        run = smoke_run(data or MINI, **train)
         if weights != "ema":
             run = Run(run.path, weights)
     spec = resolve_data(data) or run.cfg.data

@@ -19,8 +19,8 @@ from adlib.teach.viz.inversion_lessons import cell_mask, cost_sentence
 
 def unwrap(model):
     """The eps-network itself when the notebooks wrapped it for a device (`adlib.teach.notebooks.on_device`)."""
-    inner = getattr(model, "m", None)
-    return inner if type(model).__name__ == "OnDevice" and isinstance(inner, torch.nn.Module) else model
+    inner = getattr(model, "wrapped", None)
+    return inner if isinstance(inner, torch.nn.Module) else model
 
 
 def _device(model) -> torch.device:

@@ -225,6 +225,7 @@ def eps_kind(model, control_kind: str, standardize: str) -> str:
     control, the zero residual, is the Gaussian); 'network': a trained ε-network, free to rank differently at each S."""
     from adlib.models.gaussian import EpsGaussian
     whitened = standardize in ("whiten", "auto")
+    model = getattr(model, "wrapped", model)  # on a GPU the notebooks wrap the model (OnDevice)
     if control_kind == "itself" and isinstance(model, EpsGaussian):
         return "gaussian" if whitened else "network"
     if control_kind == "zero-residual" and whitened:
