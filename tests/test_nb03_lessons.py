@@ -37,16 +37,9 @@ def test_the_control_is_control_models_and_the_zero_eps_only_when_it_outputs_zer
 def test_a_device_wrapper_is_unwrapped_before_asking_for_the_control():
     res = build_model("gaussian+conv", 6, 4, residual_kwargs=dict(hidden=8, depth=1))
 
-    class OnDevice(torch.nn.Module):   # as adlib.teach.notebooks.on_device names its wrapper
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x, t):
-            return self.m(x, t)
-
-    assert nb03.unwrap(OnDevice(res)) is res and nb03.unwrap(res) is res
-    assert nb03.control_vs_zero_eps(OnDevice(res), torch.randn(2, 6, 4, 4))["name"] == "zero-residual"
+    from adlib.teach.notebooks.device import OnDevice   # what on_device wraps a model in for a GPU
+    assert nb03.unwrap(OnDevice(res, "cpu")) is res and nb03.unwrap(res) is res
+    assert nb03.control_vs_zero_eps(OnDevice(res, "cpu"), torch.randn(2, 6, 4, 4))["name"] == "zero-residual"
 
 
 def test_t_r_is_r_times_T_minus_1_as_the_baseline_computes_it():

@@ -217,20 +217,3 @@ def cost_sentence(result: dict, t_r=None) -> str:
             f"S = {result['steps']} cost {n_inv}"
             + (f" ({n_rec / n_inv:.3g}× fewer)." if n_inv < n_rec else "." if n_inv == n_rec else
                f" ({n_inv / n_rec:.3g}× more)."))
-
-
-def side_by_side_sentence(result: dict, flat: float = 0.02) -> str:
-    """What one side-by-side result (`InversionVsReconstruction.compute`) says, from its numbers: the cost of
-    each method and which map singles out the defect better (`map_contrast`; within `flat` is a tie)."""
-    cost = cost_sentence(result)
-    a, b = result["contrast_invad"], result["contrast_reconstruction"]
-    what = ("separates the defect's cells from the rest (AUROC inside vs outside the mask)"
-            if result["contrast_kind"] == "auroc" else
-            "stands out at its peak (max / median: no defect cells marked here, so this is only the map's contrast)")
-    if abs(a - b) <= flat * max(abs(a), abs(b), 1e-12):
-        verdict = f"both maps do about equally well ({a:.3g} vs {b:.3g})"
-    elif a > b:
-        verdict = f"InvAD's norm map does better ({a:.3g}) than the reconstruction error ({b:.3g})"
-    else:
-        verdict = f"the reconstruction error does better ({b:.3g}) than InvAD's norm map ({a:.3g})"
-    return f"{cost} On this image, how well each map {what}: {verdict}."
