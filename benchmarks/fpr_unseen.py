@@ -26,11 +26,6 @@ from adlib.runs import crossfit  # noqa: E402
 from adlib.runs.config import recipe  # noqa: E402
 
 
-def subset(raw: dict, idx) -> dict:
-    return {"nll": np.asarray(raw["nll"])[idx], "diff": np.asarray(raw["diff"])[idx],
-            "map": torch.as_tensor(raw["map"])[torch.as_tensor(idx)]}
-
-
 def one(cfg0, pool, n: int, d: int) -> tuple:
     pick = np.sort(np.random.default_rng(1000 * n + d).choice(len(pool), n, replace=False))
     z, unseen = pool[torch.as_tensor(pick)], pool[torch.as_tensor(np.setdiff1d(np.arange(len(pool)), pick))]
@@ -44,7 +39,7 @@ def one(cfg0, pool, n: int, d: int) -> tuple:
         return scoring.image_score(scoring.raw_scores(invert(model, standardize(unseen, stats), points)), cfg.score, norm)
 
     fold_wise = np.concatenate([score(z[torch.as_tensor(np.flatnonzero(ids != f))],
-                                      scoring.Normalizer.fit(subset(oof, np.flatnonzero(ids != f)), cfg.map_pool))
+                                      scoring.Normalizer.fit(scoring.subset(oof, np.flatnonzero(ids != f)), cfg.map_pool))
                                 for f in range(int(ids.max()) + 1)])
     deployed = score(z, scoring.Normalizer(**rec["normalizer"]))
     return float((fold_wise > rec["threshold"]).mean()), float((deployed > rec["threshold"]).mean()), rec["fpr_guaranteed"]

@@ -21,7 +21,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from adlib.errors import AdlibError, warn
 from adlib.method import scoring
@@ -95,8 +94,7 @@ def fit(raw: dict, score: str, fpr: float = 0.05, seed: int = 0, normalizer=None
     n = len(raw["nll"])
     check_validation_size(n, "the validation split", warn_few=False)
     norm_idx, thr_idx, disjoint = parts(n, seed)
-    pick = lambda idx: {"nll": np.asarray(raw["nll"])[idx], "diff": np.asarray(raw["diff"])[idx],
-                        "map": None if raw.get("map") is None else raw["map"][torch.as_tensor(idx)]}
+    pick = lambda idx: scoring.subset(raw, idx)  # noqa: E731
     if normalizer is None:
         normalizer = scoring.Normalizer.fit(pick(norm_idx), pool)
     else:
@@ -140,8 +138,7 @@ def fit_cross(raw: dict, folds, score: str, fpr: float = 0.05, pool: float = 0.0
     pool: how far the local scores' per-position statistics are pooled (`scoring.position_stats`)."""
     folds = np.asarray(folds)
     n, k = len(folds), int(folds.max()) + 1
-    pick = lambda idx: {"nll": np.asarray(raw["nll"])[idx], "diff": np.asarray(raw["diff"])[idx],
-                        "map": None if raw.get("map") is None else torch.as_tensor(raw["map"])[torch.as_tensor(idx)]}
+    pick = lambda idx: scoring.subset(raw, idx)  # noqa: E731
     values = np.empty(n)
     for f in range(k):
         held = np.flatnonzero(folds == f)

@@ -88,6 +88,14 @@ def position_stats(maps: torch.Tensor, prior: float = PRIOR_IMAGES, pool: float 
     return mean.tolist(), var.sqrt().clamp_min(1e-6).tolist()
 
 
+def subset(raw: dict, idx) -> dict:
+    """The raw scores (nll, diff, map; map may be None) of the images at `idx`."""
+    idx = np.asarray(idx)
+    amap = raw.get("map")
+    return {"nll": np.asarray(raw["nll"])[idx], "diff": np.asarray(raw["diff"])[idx],
+            "map": None if amap is None else torch.as_tensor(amap)[torch.as_tensor(idx)]}
+
+
 @dataclass
 class Normalizer:
     """What normal images look like: the min-max of NLL and Diff (`combined` = their normalised sum) and,

@@ -131,8 +131,7 @@ def choose_score(raw: dict, folds, candidates=SCORE_CANDIDATES, pool: float = 0.
     from sklearn.metrics import roc_auc_score
     folds = np.asarray(folds)
     fake = raw["synthetic"]
-    pick = lambda r, idx: {"nll": np.asarray(r["nll"])[idx], "diff": np.asarray(r["diff"])[idx],
-                           "map": torch.as_tensor(r["map"])[torch.as_tensor(idx)]}
+    pick = scoring.subset
     values = {k: (np.empty(len(folds)), np.empty(len(folds))) for k in candidates}
     for f in range(int(folds.max()) + 1):
         held = np.flatnonzero(folds == f)

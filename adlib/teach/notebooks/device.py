@@ -1,11 +1,11 @@
 """Where the notebooks compute: torch threads, the device, and an eps-network on a GPU that takes and
 returns CPU tensors."""
+import torch
 
 
 def set_threads(n):
     """torch threads (None: leave torch's default). One thread keeps the tiny smoke models fast on a busy
     2-core machine, where a 2-thread pool makes every small op wait."""
-    import torch
     if n:
         torch.set_num_threads(int(n))
     return torch.get_num_threads()
@@ -22,12 +22,7 @@ def on_device(model, device: str):
     return model if device == "cpu" else OnDevice(model, device)
 
 
-def _module():
-    import torch
-    return torch.nn.Module
-
-
-class OnDevice(_module()):
+class OnDevice(torch.nn.Module):
     """A model moved to `device`, called with CPU tensors. `wrapped` is the model inside: `control_model` finds the
     control of what is wrapped (a GPU run's zero-residual base, not the wrapper taken for a closed form) and
     `rewrap` puts that control on the same device."""
