@@ -23,7 +23,7 @@ for nm, spec, (z_tr, z_va, z_te, y, masks) in suite_parts(build("/tmp/adlib-suit
     ids = calibration.fold_ids(len(normals), cfg.folds, cfg.split_seed)
     raw = crossfit.out_of_fold(cfg, normals, ids, cfg.steps, cfg.grid)
     rec = calibration.fit_cross(raw, ids, cfg.score, 0.05, cfg.map_pool)
-    _, model = crossfit.fit_normals(cfg, normals)
+    _, model = crossfit.fit_normals(cfg, normals, stats)
     test = scoring.raw_scores(invert(model, standardize(z_te[y == 0], stats), make_grid(3, "paper")))
     # in-sample maps of the training normals under the full model
     ins = scoring.raw_scores(invert(model, standardize(normals, stats), make_grid(3, "paper")))

@@ -40,9 +40,9 @@ print(f"{a.data}: {len(z)} images x {tuple(z.shape[1:])}: chose {choice['chosen'
 
 
 def fit_all():
-    cfg, _ = crossfit.with_choice(RunConfig(), z)
+    cfg, stats = crossfit.with_choice(RunConfig(), z)
     record = crossfit.calibrate(cfg, z, cfg.steps, cfg.grid, cfg.score)
-    crossfit.fit_normals(cfg, z)
+    crossfit.fit_normals(cfg, z, stats)
     return record
 
 

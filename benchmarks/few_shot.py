@@ -73,8 +73,8 @@ def one(cfg, z, z_test, y, unseen=None) -> dict:
     unseen: the pool's normals not drawn, exchangeable with z: the realised false-positive rate on them is what the
     conformal promise is about (the fixed test set's normals are one sample of ~50-90 images: ~3 points of se)."""
     t0 = time.time()
-    cfg, _ = crossfit.with_choice(cfg, z)  # `--standardize auto` chooses on the N images, as `adlib train` does
-    stats, model = crossfit.fit_normals(cfg, z)
+    cfg, stats = crossfit.with_choice(cfg, z)  # `--standardize auto` chooses on the N images, as `adlib train` does
+    stats, model = crossfit.fit_normals(cfg, z, stats)
     row = {"n": len(z)}
     cal = crossfit.calibrate(cfg, z, cfg.steps, cfg.grid, cfg.score, 0.05)
     s = test_scores(cfg, stats, model, z_test, scoring.Normalizer(**cal["normalizer"]))

@@ -87,6 +87,23 @@ def test_raw_baselines_undo_the_standardisation():
     assert not torch.allclose(rows["padim"](w[:3])["map"], raw, rtol=1e-2)
 
 
+def test_whitening_matches_the_triangular_solve_and_frees_its_inverse():
+    """standardize multiplies by a cached L^-1: equal to solving L y = z - mu, and gone once the stats are."""
+    import gc
+
+    from adlib.features import standardize as module
+    z = _stationary(12, c=6, grid=4) * 3 + 1
+    stats = fit_stats(z, "whiten")
+    x = (z.flatten(2).permute(2, 1, 0) - stats["mean"].transpose(1, 2))
+    solved = torch.linalg.solve_triangular(stats["chol"], x, upper=False).permute(2, 1, 0).reshape(z.shape)
+    assert torch.allclose(standardize(z, stats), solved, atol=1e-4)
+    assert stats["chol"] in module._WHITENERS
+    before = len(module._WHITENERS)
+    del stats
+    gc.collect()
+    assert len(module._WHITENERS) == before - 1  # the cross-fitting folds' many fits leave nothing behind
+
+
 # --- the score pooled by the same rho, and the choice made once -----------------------------------
 
 def test_map_statistics_pooled_by_pool():
@@ -133,6 +150,8 @@ def test_folds_refit_the_runs_choice_instead_of_choosing_again(monkeypatch):
     again, _ = crossfit.fit_normals(cfg, z)
     assert torch.equal(again["chol"], stats["chol"]) and torch.equal(again["mean"], stats["mean"])
     assert choice_record(again) == cfg.standardize_choice
+    given, _ = crossfit.fit_normals(cfg, z, stats)  # with_choice's stats are used as they are, not refitted
+    assert given is stats
 
 
 def test_a_default_run_pools_its_score_by_the_rho_it_chose(mini, tmp_path):

@@ -34,3 +34,19 @@ def test_rates_at_the_calibrated_threshold_are_printed():
 def test_compare_rows_without_a_threshold_print_no_rate_line():
     rows = [{k: v for k, v in ROW.items() if not k.startswith(("test_", "threshold", "fpr"))}]
     assert "calibrated threshold" not in format_table({**REPORT, "methods": rows})
+
+
+def test_rows_are_labelled_by_their_scores_not_by_the_method_name():
+    """A method with several image scores (InvAD) gets a `score` per row; one score (a baseline's max) gets none,
+    whatever the method is called; evaluate's single chosen score asks for its label."""
+    import numpy as np
+    import torch
+
+    from adlib.evaluation.bench import method_rows
+    labels = np.array([0, 0, 1, 1])
+    amap = torch.tensor([0.1, 0.2, 0.8, 0.9]).reshape(4, 1, 1).expand(4, 2, 2)
+    several = {"nll": np.array([1., 2., 3., 4.]), "max": np.array([.1, .2, .8, .9]), "map": amap}
+    assert [r["score"] for r in method_rows("anything", several, labels, None, 8, {})] == ["nll", "max"]
+    one = {"max": np.array([.1, .2, .8, .9]), "map": amap}
+    assert "score" not in method_rows("invad lookalike", one, labels, None, 8, {})[0]
+    assert method_rows("x", one, labels, None, 8, {}, label_scores=True)[0]["score"] == "max"

@@ -25,8 +25,6 @@ or an OnnxScorer needs them (OnnxScorer needs onnxruntime only).
 """
 import copy
 import json
-import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +38,10 @@ from adlib.features.standardize import standardize
 from adlib.files import atomic_path
 from adlib.method import calibration, scoring
 from adlib.method.inversion import invert, make_grid
+from adlib.onnx_graph import EXPORTERS, to_onnx
 
 MIN_OPSET = 18  # the lowest accepted: torch's dynamo exporter writes opset 18 and newer
-EXPORTERS = ("dynamo", "torchscript")
+
 MAP_TOL = dict(rtol=1e-4, atol=1e-4)  # onnxruntime vs torch on the norm and pixel maps (float32 rounding)
 SCORE_TOL = dict(rtol=1e-3, atol=1e-3)  # scores: the min-max and per-position std scale the maps' rounding up
 
@@ -359,29 +358,12 @@ def _check(graph, path, example) -> dict:
 
 def _export(graph, example, opset, exporter):
     """The ModelProto of `graph` with a dynamic batch axis; exporter failures as one line."""
-    import io
     import onnx
-    quiet = logging.getLogger("torch.onnx")  # e.g. "torchvision is not installed. Skipping torchvision::nms"
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            if exporter == "dynamo":
-                program = torch.onnx.export(
-                    graph, (example,), dynamo=True, opset_version=opset, input_names=[INPUT],
-                    output_names=list(OUTPUTS), dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1)}},
-                    external_data=False, optimize=True, verbose=False)
-                return program.model_proto
-            buffer = io.BytesIO()
-            torch.onnx.export(graph, (example,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT],
-                              output_names=list(OUTPUTS), dynamic_axes={n: {0: "batch"} for n in (INPUT, *OUTPUTS)})
-            return onnx.load_from_string(buffer.getvalue())
+        return onnx.load_from_string(to_onnx(graph, example, [INPUT], OUTPUTS, exporter, opset))
     except AdlibError:
         raise
     except Exception as e:
         first = (str(e).strip().splitlines() or [""])[0][:300]
         hint = " (try the default exporter, dynamo)" if exporter == "torchscript" else ""
         raise AdlibError(f"the {exporter} ONNX exporter failed on this run's graph{hint}: {type(e).__name__}: {first}") from None
-    finally:
-        quiet.setLevel(level)

@@ -73,16 +73,17 @@ def _speed(prefix, seconds, n) -> dict:
             f"{prefix}_spread": r["spread"]}
 
 
-def method_rows(name, out, labels, masks, image_size, extra):
-    """One row per image score of a method; the pixel metrics of its one map are computed once."""
+def method_rows(name, out, labels, masks, image_size, extra, label_scores=None):
+    """One row per image score of a method; the pixel metrics of its one map are computed once.
+    label_scores: give each row its `score` name; None = only when the method offers several image scores (InvAD's
+    nll / diff / combined / ...), not a baseline's one score (its map's max)."""
     pixel = pixel_metrics(masks, scoring.pixel_map(out["map"], image_size).numpy()) if masks is not None else None
+    keys = [k for k in out if k != "map"]
+    label_scores = len(keys) > 1 if label_scores is None else label_scores
     rows = []
-    for key, scores in out.items():
-        if key == "map":
-            continue
-        m = all_metrics(labels, scores, masks, pixel=pixel)
-        scored = key != "max" or name.startswith("invad")  # a baseline's one score is its map's max: no label
-        row = {"name": name, **extra, **({"score": key} if scored else {})}
+    for key in keys:
+        m = all_metrics(labels, out[key], masks, pixel=pixel)
+        row = {"name": name, **extra, **({"score": key} if label_scores else {})}
         row.update({k: m[k] for k in METRIC_NAMES}, mad=m["mad"])
         rows.append(row)
     return rows

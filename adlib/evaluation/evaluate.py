@@ -45,7 +45,7 @@ def evaluate_run(run, data, steps=None, grid=None, score=None, transductive=Fals
     out[score] = scoring.image_score(out, score, norm)  # on the calibration's scale (saved, or transductive)
     chosen = {k: v for k, v in out.items() if k in (score, "map")}
     row = method_rows("invad", chosen, labels, masks, run.cfg.image_size,
-                      dict(steps=steps, grid=grid, nfe=steps, transductive=transductive))[0]
+                      dict(steps=steps, grid=grid, nfe=steps, transductive=transductive), label_scores=True)[0]
     images, _ = decode(test[:n_timing], run.cfg.image_size, skip_bad, bit_depth=run.bit_depth)
     decided = out[score] > cal["threshold"]
     full, alone = end_to_end_ips(run, images, scorer, batch_size)

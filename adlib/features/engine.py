@@ -22,16 +22,14 @@ float32 rounding only (max |dz| 1.2e-4-1.5e-4 measured on ELPV, ~3e-6 of the lar
 import copy
 import hashlib
 import importlib.util
-import io
-import logging
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from adlib.errors import AdlibError, warn
+from adlib.onnx_graph import to_onnx
 
 ENV = "ADLIB_FEATURE_ENGINE"
 ENGINES = ("auto", "torch", "onnx")
@@ -105,26 +103,10 @@ def export_backbone(extractor, path: Path) -> Path:
     module = copy.deepcopy(extractor).cpu().eval()
     module.engine = None
     example = torch.rand(2, 3, extractor.image_size, extractor.image_size)
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            try:
-                buffer = io.BytesIO()
-                torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=OPSET,
-                                  input_names=["images"], output_names=["features"],
-                                  dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}})
-                data = buffer.getvalue()
-            except Exception:  # the torchscript exporter may leave torch one day: the dynamo one
-                program = torch.onnx.export(module, (example,), dynamo=True, opset_version=OPSET,
-                                            input_names=["images"], output_names=["features"], external_data=False,
-                                            dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1)}},
-                                            optimize=True, verbose=False)
-                data = program.model_proto.SerializeToString()
-    finally:
-        quiet.setLevel(level)
+        data = to_onnx(module, example, ["images"], ["features"], "torchscript", OPSET)
+    except Exception:  # the torchscript exporter may leave torch one day: the dynamo one
+        data = to_onnx(module, example, ["images"], ["features"], "dynamo", OPSET)
     _write_atomic(data, path)
     return path
 

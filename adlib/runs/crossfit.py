@@ -82,12 +82,14 @@ def with_choice(cfg, z_raw: torch.Tensor) -> tuple:
     return replace(cfg, standardize_choice=choice_record(stats)), stats
 
 
-def fit_normals(cfg, z_raw: torch.Tensor):
+def fit_normals(cfg, z_raw: torch.Tensor, stats: dict = None):
     """(stats, model): the standardisation fitted to raw features, then the closed-form model to the standardised
     ones, as `adlib.runs.train.fit` fits it (same seed, settings and dtype). `--standardize auto` refits the
     Gaussian the run chose (cfg.standardize_choice, chosen once on all n) instead of choosing again in every
-    fold: one scalar chosen with the fold inside is a negligible leak, and it saves K choices of 12 candidates."""
-    stats = fit_stats(z_raw, cfg.standardize, choice=cfg.standardize_choice or None)
+    fold: one scalar chosen with the fold inside is a negligible leak, and it saves K choices of 12 candidates.
+    stats: the standardisation already fitted to these very z_raw (`with_choice`'s), not fitted a second time."""
+    if stats is None:
+        stats = fit_stats(z_raw, cfg.standardize, choice=cfg.standardize_choice or None)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, z_raw.shape[1], z_raw.shape[-1], **cfg.model_kwargs)
     return stats, model.fit_base(standardize(z_raw, stats)).eval()
