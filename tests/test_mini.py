@@ -106,3 +106,15 @@ def test_make_mini_root(tmp_path):
     a = _load(root / "weave/train/good/000.png")
     b = _load(root / "grain/train/good/000.png")
     assert not np.array_equal(a, b)
+
+
+def test_strength_blends_the_defect_into_the_clean_image():
+    """strength s: clean + s (defective - clean) on the same mask; 1 leaves the defect as drawn; out of (0, 1] refused."""
+    for kind in DEFECTS:
+        full = _anomalous_sample(np.random.default_rng(3), "weave", 64, kind)
+        faint = _anomalous_sample(np.random.default_rng(3), "weave", 64, kind, strength=0.25)
+        assert np.array_equal(full[1], faint[1]) and np.array_equal(full[2], faint[2])
+        assert np.allclose(faint[0] - faint[2], 0.25 * (full[0] - full[2]))
+        assert np.abs(faint[0] - faint[2])[full[1]].mean() > 0.01
+    with pytest.raises(AdlibError, match="strength"):
+        make_mini_mvtec("/nonexistent/x", strength=0)

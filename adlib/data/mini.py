@@ -6,7 +6,8 @@ Used by tests, CI and anyone without MVTec AD. A category folder gets
 and hole, plus a README.txt. Normal images share one procedural texture
 ("weave", "grain" or "tiles") with random phase, brightness jitter and noise;
 defects are drawn on an otherwise normal image, stay at least 8 px from the
-border and cover roughly 0.5-4% of it. Everything comes from
+border and cover roughly 0.5-4% of it; ``strength`` < 1 blends them in faintly
+(every method scores 1.000 on the full-strength ones). Everything comes from
 ``numpy.random.default_rng(seed)``, so the same seed gives byte-identical files.
 """
 import os
@@ -94,11 +95,12 @@ def _add_defect(img, kind, rng):
     return np.clip(img, 0, 1), mask
 
 
-def _anomalous_sample(rng, texture, size, kind):
-    """(defective image, mask, clean background) -- the clean image is what tests compare against."""
+def _anomalous_sample(rng, texture, size, kind, strength=1.0):
+    """(defective image, mask, clean background) -- the clean image is what tests compare against.
+    strength < 1 blends the defect in: clean + strength * (defective - clean) (a faint defect, same mask)."""
     clean = _background(rng, texture, size)
     img, mask = _add_defect(clean, kind, rng)
-    return img, mask, clean
+    return (img if strength == 1 else clean + strength * (img - clean)), mask, clean
 
 
 def _save(arr, path):
@@ -109,9 +111,12 @@ def _save(arr, path):
 
 
 def make_mini_mvtec(path, seed=0, size=128, n_train=40, n_test_good=12, n_test_per_defect=6,
-                    texture="weave", overwrite=False) -> Path:
-    """Write one mini MVTec-style category to `path` (atomically) and return the path."""
+                    texture="weave", overwrite=False, strength=1.0) -> Path:
+    """Write one mini MVTec-style category to `path` (atomically) and return the path.
+    strength in (0, 1]: the defects' opacity over the clean image (1: as drawn; e.g. 0.3: faint, for a harder set)."""
     path = Path(path)
+    if not 0 < strength <= 1:
+        raise AdlibError(f"strength={strength}: the defects' opacity must lie in (0, 1]")
     if texture not in TEXTURES:
         raise AdlibError(f"unknown texture {texture!r}; choose one of {', '.join(TEXTURES)}")
     if size < 48:
@@ -131,12 +136,13 @@ def make_mini_mvtec(path, seed=0, size=128, n_train=40, n_test_good=12, n_test_p
             (tmp / "test" / kind).mkdir(parents=True)
             (tmp / "ground_truth" / kind).mkdir(parents=True)
             for i in range(n_test_per_defect):
-                img, mask, _ = _anomalous_sample(rng, texture, size, kind)
+                img, mask, _ = _anomalous_sample(rng, texture, size, kind, strength)
                 _save(img, tmp / "test" / kind / f"{i:03d}.png")
                 _save(mask, tmp / "ground_truth" / kind / f"{i:03d}_mask.png")
         (tmp / "README.txt").write_text(
             f"Synthetic mini anomaly-detection category in the MVTec AD layout, made by "
-            f"adlib.data.mini.make_mini_mvtec with texture={texture!r}, seed={seed}, size={size}: "
+            f"adlib.data.mini.make_mini_mvtec with texture={texture!r}, seed={seed}, size={size}"
+            f"{'' if strength == 1 else f', strength={strength:g}'}: "
             f"{n_train} normal training images, {n_test_good} normal test images and "
             f"{n_test_per_defect} test images per defect ({', '.join(DEFECTS)}) with 0/255 pixel masks "
             f"in ground_truth/. The same seed reproduces byte-identical files. It is for tests and "

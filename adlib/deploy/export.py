@@ -38,7 +38,7 @@ from adlib.features.standardize import standardize
 from adlib.files import atomic_path
 from adlib.method import calibration, scoring
 from adlib.method.inversion import invert, make_grid
-from adlib.onnx_graph import EXPORTERS, to_onnx
+from adlib.features.onnx_graph import EXPORTERS, to_onnx
 
 MIN_OPSET = 18  # the lowest accepted: torch's dynamo exporter writes opset 18 and newer
 

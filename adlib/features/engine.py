@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from adlib.errors import AdlibError, warn
-from adlib.onnx_graph import to_onnx
+from adlib.features.onnx_graph import to_onnx
 
 ENV = "ADLIB_FEATURE_ENGINE"
 ENGINES = ("auto", "torch", "onnx")
