@@ -29,7 +29,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dev_suite import FEW, build, few_shot  # noqa: E402
+from dev_suite import FEW, SATURATED, build, few_shot  # noqa: E402
 from feature_sets import suite_parts  # noqa: E402
 
 from adlib.evaluation.baselines import KNN, PaDiM  # noqa: E402
@@ -57,7 +57,7 @@ def pipeline(cfg, normals, z_te, labels, masks) -> tuple:
     t0 = time.perf_counter()
     cfg, stats = crossfit.with_choice(cfg, normals)
     record = crossfit.calibrate(cfg, normals, cfg.steps, cfg.grid, cfg.score)
-    _, model = crossfit.fit_normals(cfg, normals)
+    _, model = crossfit.fit_normals(cfg, normals, stats)
     z = standardize(z_te, stats)
     points = make_grid(cfg.steps, cfg.grid)
     test = scoring.raw_scores(torch.cat([invert(model, z[i:i + 64], points) for i in range(0, len(z), 64)]))
@@ -101,9 +101,11 @@ def verdict(m) -> tuple:
     return m["default"]["image_auroc"] >= best - 0.005, m["default"]["image_auroc"] > best
 
 
-def table(paths) -> str:
-    """A markdown table of the JSON lines in paths: image (pixel) AUROC per method, the choice, the targets."""
+def table(paths, skip=()) -> str:
+    """A markdown table of the JSON lines in paths: image (pixel) AUROC per method, the choice, the targets.
+    skip: set names left out, with their @20 versions (e.g. dev_suite.SATURATED)."""
     rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()]
+    rows = [r for r in rows if r["data"].split("@")[0] not in skip]
     cols = ("default", "default (max)", "previous") + BASELINES
     lines = ["| data | normals | " + " | ".join(cols) + " | ± se | chosen (pool) | test FPR (promised) | ≥ best − 0.005 | ahead |",
              "|" + "---|" * (len(cols) + 7)]
@@ -126,9 +128,11 @@ def main():
     ap.add_argument("--out", default="docs/bench/default-suite.jsonl")
     ap.add_argument("--only", default="", help="comma-separated set names (benchmarks/dev_suite.py)")
     ap.add_argument("--table", nargs="*", help="print the markdown table of these JSON-lines files and stop")
+    ap.add_argument("--informative", action="store_true",
+                    help="with --table: leave out the sets on which every method scored 1.000 (dev_suite.SATURATED)")
     a = ap.parse_args()
     if a.table:
-        return print(table(a.table))
+        return print(table(a.table, SATURATED if a.informative else ()))
     run_suite(build(a.root), a.out, a.only)
 
 

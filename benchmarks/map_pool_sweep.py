@@ -1,0 +1,66 @@
+"""Is it the Gaussian's pooling or the score's? The default's chosen Gaussian kept, local-top's per-position map
+statistics pooled by lambda = 0, 0.2, 0.5 and the chosen rho (what the default ties lambda to), development suite.
+
+    export ADLIB_CACHE=/tmp/adlib-cache OMP_NUM_THREADS=2
+    python benchmarks/map_pool_sweep.py --only mini-faint-weave,mini-faint-tiles,mini-faint-grain,tex-cloud --out docs/bench/map-pool-sweep.jsonl
+    python benchmarks/map_pool_sweep.py --only part-rot,part-shift-faint,mini-faint-unified,elpv-mono --out docs/bench/map-pool-sweep.jsonl
+
+Per set and its @20 version: the cpu default (`RunConfig()`: Gaussian chosen by held-out NLL, `standard` eps,
+cross-fitted calibration) with only the normaliser's pool lambda changed (calibration.fit_cross); test image
+AUROC of local-top for each lambda, and beside it the label-free synthetic-anomaly AUROC (crossfit.choose_score's
+criterion: out-of-fold normals against their feature-space CutPaste copies, each lambda).
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).parent))
+from dev_suite import FEW, build, few_shot  # noqa: E402
+from feature_sets import suite_parts  # noqa: E402
+
+from adlib.features.standardize import standardize  # noqa: E402
+from adlib.method import calibration, scoring  # noqa: E402
+from adlib.method.inversion import invert, make_grid  # noqa: E402
+from adlib.runs import crossfit  # noqa: E402
+from adlib.runs.config import RunConfig  # noqa: E402
+
+
+def sweep(normals, z_te, labels) -> dict:
+    cfg, stats = crossfit.with_choice(RunConfig(), normals)
+    ids = calibration.fold_ids(len(normals), cfg.folds, cfg.split_seed)
+    raw = crossfit.out_of_fold(cfg, normals, ids, cfg.steps, cfg.grid, synthetic=True)
+    real = {k: raw[k] for k in ("nll", "diff", "map")}
+    _, model = crossfit.fit_normals(cfg, normals, stats)
+    test = scoring.raw_scores(invert(model, standardize(z_te, stats), make_grid(cfg.steps, cfg.grid)))
+    rows = []
+    for pool in sorted({0.0, 0.2, 0.5, cfg.map_pool}):
+        record = calibration.fit_cross(real, ids, "local-top", 0.05, pool)
+        score = scoring.image_score(test, "local-top", scoring.Normalizer(**record["normalizer"]))
+        synthetic = crossfit.choose_score(raw, ids, ("local-top",), pool)["synthetic_auroc"]["local-top"]
+        rows.append({"map_pool": pool, "image_auroc": round(float(roc_auc_score(labels, score)), 4),
+                     "synthetic_auroc": synthetic})
+    return {"chosen": cfg.standardize_choice["chosen"], "rho": cfg.map_pool, "rows": rows}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", default="/tmp/adlib-suite")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--out", default="docs/bench/map-pool-sweep.jsonl")
+    a = ap.parse_args()
+    for name, _, (z_tr, z_va, z_te, labels, _) in suite_parts(build(a.root), a.only):
+        for few in (False, True):
+            normals = torch.cat([z_tr, z_va])
+            line = {"data": name + (f"@{FEW}" if few else ""), **sweep(few_shot(normals) if few else normals, z_te, labels)}
+            with open(a.out, "a") as f:
+                f.write(json.dumps(line) + "\n")
+            print(line["data"], line["chosen"], [(r["map_pool"], r["image_auroc"], round(r["synthetic_auroc"], 3))
+                                                 for r in line["rows"]], flush=True)
+
+
+if __name__ == "__main__":
+    main()
