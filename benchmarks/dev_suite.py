@@ -196,6 +196,24 @@ def few_shot(z_train, n=FEW, seed=0):
     return z_train[torch.randperm(len(z_train), generator=torch.Generator().manual_seed(seed))[:n]]
 
 
+def each_set(root, only: str = ""):
+    """(NAME or NAME@20, normals, test features, test labels, test masks) of every set of the suite (or of those named
+    in the comma-separated `only`): all its normal images (train and validation), then FEW of them."""
+    import torch
+    from feature_sets import suite_parts
+    for name, _, (z_tr, z_va, z_te, labels, masks) in suite_parts(build(root), only):
+        normals = torch.cat([z_tr, z_va])
+        yield name, normals, z_te, labels, masks
+        yield f"{name}@{FEW}", few_shot(normals), z_te, labels, masks
+
+
+def append_line(path, line: dict):
+    """One JSON line appended to path (a benchmark's raw rows)."""
+    import json
+    with open(path, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default="/tmp/adlib-suite")

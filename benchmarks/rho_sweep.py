@@ -17,12 +17,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dev_suite import FEW, build, few_shot  # noqa: E402
-from feature_sets import suite_parts  # noqa: E402
+from dev_suite import append_line, each_set  # noqa: E402
 
 from adlib.features.standardize import standardize  # noqa: E402
 from adlib.method import calibration, scoring  # noqa: E402
@@ -89,13 +87,10 @@ def main():
     a = ap.parse_args()
     if a.table:
         return print(table(a.table))
-    for name, _, (z_tr, z_va, z_te, labels, _) in suite_parts(build(a.root), a.only):
-        for few in (False, True):
-            normals = torch.cat([z_tr, z_va])
-            line = {"data": name + (f"@{FEW}" if few else ""), **sweep(few_shot(normals) if few else normals, z_te, labels)}
-            with open(a.out, "a") as f:
-                f.write(json.dumps(line) + "\n")
-            print(line["data"], line["nll_choice"], [(r["candidate"], r["image_auroc"]) for r in line["rows"]], flush=True)
+    for name, normals, z_te, labels, _ in each_set(a.root, a.only):
+        line = {"data": name, **sweep(normals, z_te, labels)}
+        append_line(a.out, line)
+        print(name, line["nll_choice"], [(r["candidate"], r["image_auroc"]) for r in line["rows"]], flush=True)
 
 
 if __name__ == "__main__":
