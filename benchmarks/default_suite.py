@@ -9,7 +9,8 @@ Per data set of benchmarks/dev_suite.py, and its `@20` version (20 seeded normal
 fitted on the same normal images — train and validation together, as cross-fitted calibration uses them — and
 scores the same cached lite0 features (256 px) of the test part:
 - `default`: what `adlib train` + `adlib evaluate` give with the cpu recipe (`RunConfig()`: standardize auto,
-  model standard, local-top whose per-position statistics are pooled by the chosen rho, cross-fitted calibration);
+  model standard, local-top whose per-position spread is pooled by the chosen rho and mean too where the content
+  moves (scoring.mean_pool), cross-fitted calibration);
   also its test false-positive rate at the calibrated threshold (fpr 0.05) and its Hanley-McNeil standard error;
 - `default (max)`: the same run scored by the plain maximum of its map (PaDiM's image score);
 - `previous`: standardize whiten + per-position gaussian + local-top, the cpu recipe until 2026-12-05;
@@ -70,6 +71,7 @@ def pipeline(cfg, normals, z_te, labels, masks) -> tuple:
             rows[score]["test_fpr"] = float(np.mean(values[labels == 0] > record["threshold"]))
             rows[score]["fpr_promised"] = record["fpr_guaranteed"]
     info = {"chosen": cfg.standardize_choice.get("chosen"), "map_pool": cfg.map_pool, "folds": record["folds"],
+            "map_mean_pool": record["normalizer"].get("map_mean_pool"), "map_moving": record["normalizer"].get("map_moving"),
             "fit_seconds": round(time.perf_counter() - t0, 1)}
     return rows, stats, info
 
@@ -101,6 +103,12 @@ def verdict(m) -> tuple:
     return m["default"]["image_auroc"] >= best - 0.005, m["default"]["image_auroc"] > best
 
 
+def pools(choice: dict) -> str:
+    """The pool of local-top's spread, and of its mean where that differs (rows made before it had its own: none)."""
+    spread, mean = choice["map_pool"], choice.get("map_mean_pool")
+    return f"{spread:g}" + ("" if mean is None or mean == spread else f"; mean {mean:g}")
+
+
 def table(paths, skip=()) -> str:
     """A markdown table of the JSON lines in paths: image (pixel) AUROC per method, the choice, the targets.
     skip: set names left out, with their @20 versions (e.g. dev_suite.SATURATED)."""
@@ -113,7 +121,7 @@ def table(paths, skip=()) -> str:
         m, d = r["methods"], r["methods"]["default"]
         ok, ahead = verdict(m)
         lines.append(f"| {r['data']} | {r['n_normals']} | " + " | ".join(cell(m[c]) for c in cols) +
-                     f" | {d['se']:.3f} | {r['choice']['chosen']} ({r['choice']['map_pool']:g}) | "
+                     f" | {d['se']:.3f} | {r['choice']['chosen']} ({pools(r['choice'])}) | "
                      f"{d['test_fpr']:.1%} ({d['fpr_promised']:.1%}) | {'yes' if ok else '**no**'} | {'yes' if ahead else ''} |")
     ok = [verdict(r["methods"]) for r in rows]
     lines.append(f"\n{sum(o for o, _ in ok)} of {len(ok)} sets within 0.005 of the best baseline; strictly ahead of "

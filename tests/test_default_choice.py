@@ -3,10 +3,14 @@
 Stationary fields must pick pooling, aligned fields with many images the per-position Gaussian, and N < C
 must never give a rank-deficient covariance (the failure of per-position whitening on few images).
 """
+import math
+
+import numpy as np
 import torch
 
 from adlib.features.covariance import choose_gaussian
 from adlib.features.standardize import choice_record, fit_stats, standardize
+from adlib.method import scoring
 from adlib.method.inversion import invert, make_grid
 from adlib.models import EpsStandard, build_model
 
@@ -120,15 +124,70 @@ def test_map_statistics_pooled_by_pool():
     assert torch.allclose(half, (torch.tensor(m0) + torch.tensor(m1)) / 2)
 
 
+def _aligned_maps(n, seed=0):
+    """Norm maps of aligned content: a fixed pattern of means, the same noise (0.1) at every position."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.linspace(1, 3, 256).reshape(16, 16) + 0.1 * torch.randn(n, 16, 16, generator=g)
+
+
+def _moving_maps(n, seed=0):
+    """Norm maps of a part at a random shift: a 6 x 6 block (3) on a background (1), moved by up to 3 positions."""
+    g = torch.Generator().manual_seed(seed)
+    maps = 1 + 0.1 * torch.randn(n, 16, 16, generator=g)
+    for m, (dy, dx) in zip(maps, torch.randint(-3, 4, (n, 2), generator=g).tolist()):
+        m[5 + dy:11 + dy, 5 + dx:11 + dx] += 2
+    return maps
+
+
+def test_moving_content_tells_a_moving_part_from_aligned_content_and_from_noise():
+    """The positions' spread differs where a part comes and goes; sampling noise alone (20 maps: a per-position std
+    scatters by ~16 %) is taken out by the split halves."""
+    from adlib.method.scoring import MOVING, moving_content
+    assert moving_content(_moving_maps(20)) > 2 * MOVING
+    assert moving_content(_aligned_maps(20)) < MOVING / 2
+    noise = torch.randn(20, 16, 16, generator=torch.Generator().manual_seed(3))
+    raw_scatter = float(noise.std(0).log().std())
+    assert raw_scatter > 0.1 and moving_content(noise) < raw_scatter / 2
+    assert math.isnan(moving_content(_moving_maps(7)))  # too few maps to say
+    assert moving_content(_moving_maps(20)) == moving_content(_moving_maps(20))  # seeded
+
+
+def test_the_maps_mean_is_pooled_only_where_the_content_moves():
+    """Aligned: each position keeps its own mean (what is usual there), the spread pooled by `pool`; moving: both
+    pooled; too few maps to measure: both pooled (as before the rule); pool 0: nothing pooled."""
+    from adlib.method.scoring import Normalizer, position_stats
+    raw = lambda maps: {"nll": np.zeros(len(maps)), "diff": np.arange(len(maps), dtype=float), "map": maps}  # noqa: E731
+    aligned = Normalizer.fit(raw(_aligned_maps(20)), pool=0.9)
+    assert aligned.map_mean_pool == 0.0 and aligned.map_pool == 0.9 and aligned.map_moving < 0.15
+    mean, std = position_stats(_aligned_maps(20), pool=0.9, pool_mean=0.0)
+    assert aligned.map_mean == mean and aligned.map_std == std
+    assert np.allclose(aligned.map_mean, _aligned_maps(20).mean(0).flatten())
+    moving = Normalizer.fit(raw(_moving_maps(20)), pool=0.9)
+    assert moving.map_mean_pool == 0.9 and moving.map_moving > 0.6
+    assert moving.map_mean == position_stats(_moving_maps(20), pool=0.9)[0]
+    few = Normalizer.fit(raw(_moving_maps(5)), pool=0.9)
+    assert few.map_mean_pool == 0.9 and few.map_moving is None
+    assert Normalizer.fit(raw(_moving_maps(20)), pool=0.0).map_mean_pool == 0.0
+
+
+def test_a_record_made_before_the_mean_had_its_own_pool_still_loads():
+    from adlib.method.scoring import Normalizer
+    old = {"nll_min": 0.0, "nll_max": 1.0, "diff_min": 0.0, "diff_max": 1.0, "map_mean": [1.0] * 4,
+           "map_std": [0.5] * 4, "map_pool": 0.8}
+    norm = Normalizer(**old)
+    assert norm.map_mean_pool is None and np.allclose(norm.local(torch.full((1, 2, 2), 2.0), "local-top"), 2.0)
+
+
 def test_fully_pooled_local_top_ranks_like_the_top_of_the_map():
-    """With one mean and std for the map, local-top is a monotone function of the mean of its 4 largest values."""
+    """With one mean and std for the map (pool 1, content that moves), local-top is a monotone function of the mean
+    of its 4 largest values."""
     from adlib.method.scoring import TOP_K, Normalizer
     g = torch.Generator().manual_seed(1)
-    normal, test = torch.rand(20, 6, 6, generator=g), torch.rand(15, 6, 6, generator=g) * 2
+    normal, test = _moving_maps(20), torch.rand(15, 16, 16, generator=g) * 2
     norm = Normalizer.fit({"nll": torch.zeros(20).numpy(), "diff": torch.arange(20.).numpy(), "map": normal}, pool=1.0)
     top = test.flatten(1).topk(TOP_K, dim=1).values.mean(1)
     assert (torch.as_tensor(norm.local(test, "local-top")).argsort() == top.argsort()).all()
-    assert norm.map_pool == 1.0
+    assert norm.map_pool == 1.0 and norm.map_mean_pool == 1.0
 
 
 def test_map_pool_is_the_chosen_rho_and_zero_otherwise():
@@ -162,4 +221,22 @@ def test_a_default_run_pools_its_score_by_the_rho_it_chose(mini, tmp_path):
     rho = json.loads((run.path / "config.json").read_text())["standardize_choice"]["rho"]
     cal = json.loads((run.path / "calibration.json").read_text())
     assert cal["calibration"] == "cross-fit" and cal["normalizer"]["map_pool"] == rho == run.cfg.map_pool
+    moving = cal["normalizer"]["map_moving"]  # the mean pooled by rho only where the content moves
+    assert cal["normalizer"]["map_mean_pool"] == (rho if moving is None or moving >= scoring.MOVING else 0.0)
     assert run.calibration()["normalizer"]["map_pool"] == rho  # reopened: the saved record
+    from adlib.runs.choice import describe  # train's summary line and the report say it
+    assert describe(run.cfg, cal["normalizer"]).startswith(f"standardize auto chose {run.cfg.standardize_choice['chosen']}")
+
+
+def test_the_choice_is_told_with_its_reason():
+    from adlib import RunConfig
+    from adlib.runs.choice import describe
+    cfg = RunConfig(standardize_choice={"chosen": "rho=0.9", "rho": 0.9, "held_out_nll": {"rho=0.9": 1.0, "rho=0": 2.0},
+                                        "n_held_out": 4, "n_fit": 16})
+    norm = {"map_mean": [0.0], "map_pool": 0.9, "map_mean_pool": 0.0, "map_moving": 0.12}
+    assert "its mean kept per position (the content stays in place: moving-content 0.12 < 0.3)" in describe(cfg, norm)
+    moving = describe(cfg, {**norm, "map_mean_pool": 0.9, "map_moving": 0.5})
+    assert "pooled by 0.9, its mean pooled by the same amount (the content moves between images" in moving
+    assert "too few normal maps" in describe(cfg, {**norm, "map_mean_pool": 0.9, "map_moving": None})
+    assert describe(cfg, {"map_pool": 0.9}).endswith("held out)")  # a record from before: the Gaussian alone
+    assert describe(RunConfig(standardize="whiten")) == ""

@@ -107,6 +107,7 @@ def test_the_report_says_in_plain_words_what_was_flagged_and_what_is_promised(re
     assert "threshold" in svg and f"good validation images ({len(cal['val_scores'])})" in svg
     assert "linear-gradient" in page  # the maps' colour bar
     assert "<details><summary>" in page and "<details open" not in page  # run and options, closed
+    assert f"standardize auto chose {tiny_run.cfg.standardize_choice['chosen']}" in page  # what the good images chose
     for r in rows:
         if r["score"] is not None:
             for rel in (f"thumbs/{r['name']}.jpg", f"heat/{r['name']}.png", r["map"]):

@@ -7,6 +7,7 @@ from adlib.method import SCORES
 
 
 def cmd_train(a):
+    from adlib.runs.choice import describe
     from adlib.runs.run import train_run
     from accelerate import PartialState
     cfg = config_from_args(a)
@@ -18,13 +19,9 @@ def cmd_train(a):
               + (f"from all {cal['n_threshold']} normal images, cross-fitted in {cal['folds']} folds)"
                  if cal.get("calibration") == "cross-fit" else
                  f"from {cal['n_threshold']} of {cal['n_val']} normal validation images)"))
-        choice = run.cfg.standardize_choice
-        if choice:  # `--standardize auto`: which Gaussian the held-out likelihood chose, against the runners-up
-            nll = choice["held_out_nll"]
-            print(f"standardize auto chose {choice['chosen']} (held-out NLL per image {nll[choice['chosen']]:.5g}; "
-                  f"per-position rho=0 {nll.get('rho=0', float('nan')):.5g}, pooled rho=1 {nll.get('rho=1', float('nan')):.5g}, "
-                  f"shared {nll.get('shared', float('nan')):.5g}; {choice['n_held_out']} of "
-                  f"{choice['n_fit'] + choice['n_held_out']} training images held out)")
+        chose = describe(run.cfg, cal.get("normalizer"))
+        if chose:  # `--standardize auto`: the Gaussian the held-out likelihood chose, and the score's pooling
+            print(chose)
         sc = run.cfg.score_choice
         if sc:  # `--score auto`: which score separated the normals from their synthetic anomalies best
             print(f"score auto chose {sc['chosen']} (synthetic-anomaly AUROC, out of fold: " + ", ".join(

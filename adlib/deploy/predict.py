@@ -42,8 +42,9 @@ from adlib.deploy.engines import LEGACY, TorchEngine, choose_engine
 from adlib.deploy.report import CSV, HEAT, HOT, MAPS, STATE, THUMBS, heat_picture, overlay, read_predictions, write_report
 from adlib.errors import AdlibError
 from adlib.features.cache import decode
-from adlib.runs.run import fingerprint
 from adlib.files import atomic_path, write_json
+from adlib.runs.choice import describe
+from adlib.runs.run import fingerprint
 
 COLUMNS = ("path", "name", "score", "threshold", "decision", "x", "y", "map")
 # settings that must agree for a rerun to continue DIR (the flag named in the error)
@@ -216,7 +217,8 @@ def predict(run, inputs, out, steps=None, grid=None, score=None, fpr=None, batch
              "threshold": rec["threshold"], "maps": bool(maps), "calibration": rec,
              "inputs": [os.path.abspath(os.path.expanduser(str(i))) for i in inputs],
              "engine": pred.engine.name, "engine_reason": reason,
-             "onnx": str(Path(pred.engine.path).resolve()) if pred.engine.name == "onnx" else None}
+             "onnx": str(Path(pred.engine.path).resolve()) if pred.engine.name == "onnx" else None,
+             "choice": describe(run.cfg, rec.get("normalizer"))}
     check_out(out, state)
     done = _done(out / CSV)
     todo = [(p, n) for p, n in images if p not in done]

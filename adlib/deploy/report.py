@@ -145,6 +145,7 @@ def render(rows: list, state: dict, out: Path = Path(".")) -> str:
     settings = {"run": f"<code>{html.escape(state['run'])}</code> ({html.escape(state['weights'])} weights)",
                 "inversion": f"S = {state['steps']} steps on the {html.escape(state['grid'])} grid",
                 "score": html.escape(state["score"]), "threshold": _how_chosen(c),
+                "chosen from the good images": html.escape(state.get("choice") or "nothing (no --standardize auto)"),
                 "method": html.escape(str(c.get("method", ""))), "calibration source": html.escape(str(c.get("source", ""))),
                 "engine": html.escape(f"{state.get('engine', 'torch')} ({state.get('engine_reason', '')})"),
                 "inputs": "<br>".join(f"<code>{html.escape(i)}</code>" for i in state.get("inputs", [])),

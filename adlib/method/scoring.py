@@ -10,10 +10,10 @@ combined = minmax(NLL) + minmax(Diff), the min-max fitted on normal validation i
 Local scores (cracks are local: a sum over all positions dilutes them), from the same normal images:
   L[i, j]   = (A[i, j] - m[i, j]) / s[i, j], the norm map standardised per position (m, s: mean and std of
               A[i, j] over the normal images, the variance shrunk toward the average one; what is usual
-              at a border is not usual in the middle), both pooled toward their average over positions by
-              `pool` = the rho that `--standardize auto` chose (RunConfig.map_pool): where positions are
-              alike (a texture, a part at any pose) a position's own spread is mostly where the part
-              happened to be, not what is usual there
+              at a border is not usual in the middle); s pooled toward the average over positions by `pool`
+              = the rho that `--standardize auto` chose (RunConfig.map_pool), m only where the content moves
+              between images (`moving_content` >= MOVING: a part at any pose, whose spread at a position is
+              mostly where the part happened to be, not what is usual there), else m stays per-position
   local-max = max L                      local-top = mean of the TOP_K largest L[i, j]
 """
 import math
@@ -30,6 +30,8 @@ LOCAL = ("local-max", "local-top")
 UNNORMALISED = ("nll", "diff", "max")  # scores that need no normaliser fitted on normal images
 TOP_K = 4  # positions averaged by local-top: a crack covers a few of the 16 x 16
 PRIOR_IMAGES = 10  # pseudo-images pulling each position's variance toward the average (`position_stats`)
+MOVING = 0.3       # `moving_content` at or above which the map's mean is pooled too (dev suite: <= 0.20 vs >= 0.43)
+MOVING_MIN_MAPS = 8  # fewer normal maps cannot measure it: the mean is then pooled with the spread, as before
 
 
 def nll(x: torch.Tensor) -> torch.Tensor:
@@ -70,22 +72,51 @@ def raw_scores(x: torch.Tensor) -> dict:
     return {"nll": s["nll"].cpu().numpy(), "diff": s["diff"].cpu().numpy(), "map": s["map"]}
 
 
-def position_stats(maps: torch.Tensor, prior: float = PRIOR_IMAGES, pool: float = 0.0) -> tuple:
+def position_stats(maps: torch.Tensor, prior: float = PRIOR_IMAGES, pool: float = 0.0,
+                   pool_mean: float = None) -> tuple:
     """(mean, std) of n >= 2 normal norm maps at each position (lists, row-major). The variance is shrunk
     toward the positions' average variance as if `prior` more images had shown it:
         v_ij = ((n - 1) var_ij + k mean_kl var_kl) / (n - 1 + k)
     With ~50 images (ELPV) each position's own spread dominates; with 2 (a miniature's half of its
-    validation normals) one position's std would be noise. Then both are pooled by `pool` in [0, 1]:
-        m_ij <- (1 - pool) m_ij + pool mean_kl m_kl,   v_ij <- (1 - pool) v_ij + pool mean_kl v_kl
+    validation normals) one position's std would be noise. Then both are pooled, by `pool_mean` and `pool` in
+    [0, 1] (`pool_mean` None: `pool` too):
+        m_ij <- (1 - pool_mean) m_ij + pool_mean mean_kl m_kl,   v_ij <- (1 - pool) v_ij + pool mean_kl v_kl
     pool = 1 leaves one mean and one std for the whole map (local-top is then the top of the map itself)."""
-    if not 0.0 <= pool <= 1.0:
-        raise ValueError(f"pool {pool} must lie in [0, 1]")
+    pool_mean = pool if pool_mean is None else pool_mean
+    if not (0.0 <= pool <= 1.0 and 0.0 <= pool_mean <= 1.0):
+        raise ValueError(f"pool {pool} and pool_mean {pool_mean} must lie in [0, 1]")
     a = maps.double().flatten(1)
     n = len(a)
     mean, var = a.mean(0), a.var(0)
     var = ((n - 1) * var + prior * var.mean()) / (n - 1 + prior)
-    mean, var = (1 - pool) * mean + pool * mean.mean(), (1 - pool) * var + pool * var.mean()
+    mean, var = (1 - pool_mean) * mean + pool_mean * mean.mean(), (1 - pool) * var + pool * var.mean()
     return mean.tolist(), var.sqrt().clamp_min(1e-6).tolist()
+
+
+def moving_content(maps: torch.Tensor, splits: int = 20, seed: int = 0) -> float:
+    """How much the norm map's spread differs between positions, beyond sampling noise: the standard deviation
+    over positions of log std_ij, estimated as sqrt(cov(log std_A, log std_B)) over random halves A, B of the
+    n normal maps (each half's noise is independent of the other's, so it drops out of the covariance).
+    Content that moves between images (a part at a random pose) makes a position vary much more where the part
+    comes and goes: 0.43-0.58 on the development suite's moving parts, <= 0.20 on aligned cells, textures and
+    fixed patterns (docs/bench/default-suite.md, benchmarks/moving_content.py). NaN below MOVING_MIN_MAPS maps."""
+    a = torch.as_tensor(maps).double().flatten(1)
+    n = len(a)
+    if n < MOVING_MIN_MAPS:
+        return float("nan")
+    g, cov = torch.Generator().manual_seed(seed), []
+    for _ in range(splits):
+        order = torch.randperm(n, generator=g)
+        la, lb = (a[idx].std(0).clamp_min(1e-12).log() for idx in (order[: n // 2], order[n // 2:]))
+        cov.append(((la - la.mean()) * (lb - lb.mean())).mean())
+    return float(torch.stack(cov).mean().clamp_min(0).sqrt())
+
+
+def mean_pool(maps: torch.Tensor, pool: float) -> tuple:
+    """(how far the map's per-position mean is pooled, moving_content): `pool` where the content moves (or too
+    few maps say), else 0 -- on aligned cells and fixed patterns a position's own mean is what is usual there."""
+    moving = moving_content(maps) if pool > 0 else float("nan")
+    return (pool if pool == 0 or not moving < MOVING else 0.0), moving
 
 
 def subset(raw: dict, idx) -> dict:
@@ -106,7 +137,9 @@ class Normalizer:
     diff_max: float
     map_mean: list = None
     map_std: list = None
-    map_pool: float = 0.0  # how far map_mean / map_std were pooled toward their average (`position_stats`)
+    map_pool: float = 0.0  # how far map_std (and, before map_mean_pool existed, map_mean) was pooled (`position_stats`)
+    map_mean_pool: float = None  # how far map_mean was pooled: map_pool where the content moves, else 0 (`mean_pool`)
+    map_moving: float = None     # the normal maps' `moving_content` that decided it (None: not measured)
 
     @classmethod
     def fit(cls, scores: dict, pool: float = 0.0) -> "Normalizer":
@@ -115,8 +148,11 @@ class Normalizer:
             raise AdlibError(f"the combined score's min-max needs at least 2 normal images, got {n.size}")
         local = {}
         if scores.get("map") is not None:
-            local = dict(zip(("map_mean", "map_std"), position_stats(torch.as_tensor(scores["map"]), pool=pool)),
-                         map_pool=float(pool))
+            maps = torch.as_tensor(scores["map"])
+            pm, moving = mean_pool(maps, pool)
+            local = dict(zip(("map_mean", "map_std"), position_stats(maps, pool=pool, pool_mean=pm)),
+                         map_pool=float(pool), map_mean_pool=float(pm),
+                         map_moving=None if math.isnan(moving) else round(moving, 4))
         return cls(float(n.min()), float(n.max()), float(d.min()), float(d.max()), **local)
 
     def combined(self, scores: dict) -> np.ndarray:

@@ -25,7 +25,8 @@ class RunConfig:
     # by the Gaussian most likely on held-out normal features (per-position covariances shrunk toward the pooled
     # one by rho, or one shared Gaussian: never rank-deficient), the closed-form eps of N(0, I) in those
     # coordinates (nothing trained: the learned residual added nothing on the suite, docs/bench/learning-pays.md),
-    # and local-top with its per-position statistics pooled by the same rho. `standard+conv` trains a residual.
+    # and local-top with its per-position spread pooled by the same rho, and its mean too where the content moves
+    # between images (scoring.mean_pool). `standard+conv` trains a residual.
     standardize: str = "auto"        # none | channel | position | whiten | auto (see adlib/features/standardize.py)
     model: str = "standard"          # a preset of adlib.models.PRESETS
     model_kwargs: dict = field(default_factory=dict)
@@ -69,8 +70,9 @@ class RunConfig:
 
     @property
     def map_pool(self) -> float:
-        """How far local-top's per-position map statistics are pooled (scoring.position_stats): the rho that
-        `--standardize auto` chose (1 for one shared Gaussian), 0 for the other standardisations."""
+        """How far local-top's per-position map spread is pooled (scoring.position_stats; its mean by as much where
+        the content moves, scoring.mean_pool): the rho that `--standardize auto` chose (1 for one shared Gaussian),
+        0 for the other standardisations."""
         return float(self.standardize_choice.get("rho", 0.0)) if self.standardize == "auto" else 0.0
 
     def iters_for(self, n_train: int) -> int:

@@ -9,7 +9,8 @@ features, and keeps the one under which the held-out fifth is most likely. Here,
     whiten_parts(parts, gaussian)   train / val / test features whitened by one fitted candidate
     normal_nll(z, g)                NLL per image under a fitted candidate (unseen normals: does the choice hold?)
     gaussian_aurocs(...)            image AUROC of one candidate through the default's scoring (standard eps, S
-                                    steps, local-top pooled by rho, normalised on the validation normals)
+                                    steps, local-top pooled by rho as the default pools it,
+                                    normalised on the validation normals)
     residual_vs_control(...)        a learned residual over that base beside its zero-residual control
     choice_figure(choices)          the held-out NLL per candidate, one panel per data set, the chosen one marked
     choice_sentence(name, choice)   the same in words
@@ -78,8 +79,9 @@ def _default_model(w: torch.Tensor):
 def gaussian_aurocs(white: dict, labels, pool: float, steps: int = 3, grid: str = "paper",
                     scores=("local-top", "max")) -> dict:
     """{score: image AUROC} of whitened features `white` (whiten_parts) through the default's scoring: the standard
-    eps, S DDIM steps, the norm map's local-top with its per-position mean and std pooled by `pool` (the rho) and
-    normalised on white["val"] (the default cross-fits that normalisation instead), and the plain map maximum."""
+    eps, S DDIM steps, the norm map's local-top with its per-position std pooled by `pool` (the rho; the mean too
+    where the content moves, `scoring.mean_pool`) and normalised on white["val"] (the default cross-fits that
+    normalisation instead), and the plain map maximum."""
     out = invad_scorer(_default_model(white["train"]), steps, grid, white["val"], pool=pool)(white["test"])
     return {k: image_metrics(labels, out[k])["image_auroc"] for k in scores}
 
