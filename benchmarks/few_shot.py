@@ -5,6 +5,7 @@
     ADLIB_CACHE=/tmp/adlib-cache OMP_NUM_THREADS=1 python benchmarks/few_shot.py --dataset texture \
         --sizes 10 20 50 100 --draws 10 --out docs/bench/few-shot-texture.json
     python benchmarks/few_shot.py --summarize docs/bench/few-shot-elpv.json   # -> adlib/method/few_shot.json
+    python benchmarks/few_shot.py --table docs/bench/few-shot-elpv.json docs/bench/few-shot-cloud.json
 
 For each N and draw d, N good images are drawn (seeded by N and d) from the training pool: ELPV poly's train +
 validation normals, or the generated texture's train/good (`make_mini_mvtec`, weave, 256 px; not a scikit-image
@@ -116,6 +117,25 @@ def write_measured(path: Path):
     print(f"wrote {calibration.MEASURED}: {loss}")
 
 
+def table(paths) -> str:
+    """The markdown table of benchmark files: per N, AUROC against the full data and the baselines, the promise and
+    the rates realised on the test set's normals and on the pool's unseen ones."""
+    pct = lambda s: f"{100 * s['mean']:.1f}% ± {100 * s['sd']:.1f}%"  # noqa: E731
+    out = ["| data | N | image AUROC (mean ± sd) | of full data | PaDiM | kNN | worst draw − kNN | promised FPR | "
+           "realised test FPR | realised FPR on unseen normals |", "|" + "---|" * 10]
+    for path in paths:
+        res = json.loads(Path(path).read_text())
+        full, name = res["full"], res["data"].split(" (")[0]
+        out.append(f"| {name} | {res['pool']} (all) | {full['auroc']:.3f} | | {full['padim']:.3f} | "
+                   f"{full['knn']:.3f} | – | {full['fpr_guaranteed']:.1%} | {full['test_fpr']:.1%} | – |")
+        for n, s in res["summary"].items():
+            out.append(f"| {name} | {n} | {s['auroc']['mean']:.3f} ± {s['auroc']['sd']:.3f} | "
+                       f"{s['auroc_vs_full']:.1%} | {s['padim']['mean']:.3f} | {s['knn']['mean']:.3f} | "
+                       f"{s['auroc_minus_knn_worst']:+.4f} | {s['fpr_guaranteed']['mean']:.1%} | {pct(s['test_fpr'])} | "
+                       + (pct(s["unseen_fpr"]) if "unseen_fpr" in s else "–") + " |")
+    return "\n".join(out)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", choices=("elpv", "texture", "cloud"), default="elpv")
@@ -124,7 +144,10 @@ def main():
     p.add_argument("--folds", type=int, default=0, help="cross-fitting folds (0: the kit's automatic K)")
     p.add_argument("--out", type=Path)
     p.add_argument("--summarize", type=Path, help="write adlib/method/few_shot.json from this benchmark file")
+    p.add_argument("--table", type=Path, nargs="*", help="print the markdown table of these benchmark files and stop")
     a = p.parse_args()
+    if a.table:
+        return print(table(a.table))
     if a.summarize:
         return write_measured(a.summarize)
     cfg = recipe("cpu", folds=a.folds)
