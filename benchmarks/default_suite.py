@@ -71,7 +71,7 @@ def pipeline(cfg, normals, z_te, labels, masks) -> tuple:
             rows[score]["test_fpr"] = float(np.mean(values[labels == 0] > record["threshold"]))
             rows[score]["fpr_promised"] = record["fpr_guaranteed"]
     info = {"chosen": cfg.standardize_choice.get("chosen"), "map_pool": cfg.map_pool, "folds": record["folds"],
-            "map_mean_pool": record["normalizer"].get("map_mean_pool"), "map_moving": record["normalizer"].get("map_moving"),
+            **{k: record["normalizer"].get(k) for k in ("map_mean_pool", "map_moving")},
             "fit_seconds": round(time.perf_counter() - t0, 1)}
     return rows, stats, info
 

@@ -207,6 +207,22 @@ def each_set(root, only: str = ""):
         yield f"{name}@{FEW}", few_shot(normals), z_te, labels, masks
 
 
+def default_out_of_fold(normals, z_te, synthetic: bool = False) -> tuple:
+    """(cfg, fold ids, out-of-fold raw scores of the normals, raw scores of the test features) of the cpu default
+    (`RunConfig()`) as `adlib train` fits it: the Gaussian chosen once on all normals, the folds refitting it."""
+    from adlib.features.standardize import standardize
+    from adlib.method import calibration, scoring
+    from adlib.method.inversion import invert, make_grid
+    from adlib.runs import crossfit
+    from adlib.runs.config import RunConfig
+    cfg, stats = crossfit.with_choice(RunConfig(), normals)
+    ids = calibration.fold_ids(len(normals), cfg.folds, cfg.split_seed)
+    oof = crossfit.out_of_fold(cfg, normals, ids, cfg.steps, cfg.grid, synthetic=synthetic)
+    _, model = crossfit.fit_normals(cfg, normals, stats)
+    test = scoring.raw_scores(invert(model, standardize(z_te, stats), make_grid(cfg.steps, cfg.grid)))
+    return cfg, ids, oof, test
+
+
 def append_line(path, line: dict):
     """One JSON line appended to path (a benchmark's raw rows)."""
     import json

@@ -9,6 +9,8 @@ Per set and its @20 version: the cpu default (`RunConfig()`: Gaussian chosen by 
 cross-fitted calibration) with only the normaliser's pool lambda changed (calibration.fit_cross); test image
 AUROC of local-top for each lambda, and beside it the label-free synthetic-anomaly AUROC (crossfit.choose_score's
 criterion: out-of-fold normals against their feature-space CutPaste copies, each lambda).
+The committed rows (session 11) pooled the map's mean and std by lambda alike; since session 12 the normaliser
+pools the mean only where the content moves (scoring.mean_pool), so a rerun sweeps the std's pool with that rule.
 """
 import argparse
 import sys
@@ -17,22 +19,15 @@ from pathlib import Path
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dev_suite import append_line, each_set  # noqa: E402
+from dev_suite import append_line, default_out_of_fold, each_set  # noqa: E402
 
-from adlib.features.standardize import standardize  # noqa: E402
 from adlib.method import calibration, scoring  # noqa: E402
-from adlib.method.inversion import invert, make_grid  # noqa: E402
 from adlib.runs import crossfit  # noqa: E402
-from adlib.runs.config import RunConfig  # noqa: E402
 
 
 def sweep(normals, z_te, labels) -> dict:
-    cfg, stats = crossfit.with_choice(RunConfig(), normals)
-    ids = calibration.fold_ids(len(normals), cfg.folds, cfg.split_seed)
-    raw = crossfit.out_of_fold(cfg, normals, ids, cfg.steps, cfg.grid, synthetic=True)
+    cfg, ids, raw, test = default_out_of_fold(normals, z_te, synthetic=True)
     real = {k: raw[k] for k in ("nll", "diff", "map")}
-    _, model = crossfit.fit_normals(cfg, normals, stats)
-    test = scoring.raw_scores(invert(model, standardize(z_te, stats), make_grid(cfg.steps, cfg.grid)))
     rows = []
     for pool in sorted({0.0, 0.2, 0.5, cfg.map_pool}):
         record = calibration.fit_cross(real, ids, "local-top", 0.05, pool)

@@ -18,26 +18,19 @@ from pathlib import Path
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dev_suite import append_line, each_set  # noqa: E402
+from dev_suite import append_line, default_out_of_fold, each_set  # noqa: E402
 
-from adlib.features.standardize import standardize  # noqa: E402
-from adlib.method import calibration, scoring  # noqa: E402
-from adlib.method.inversion import invert, make_grid  # noqa: E402
-from adlib.runs import crossfit  # noqa: E402
-from adlib.runs.config import RunConfig  # noqa: E402
+from adlib.method import scoring  # noqa: E402
 
 
 def compare(normals, z_te, labels) -> dict:
-    cfg, stats = crossfit.with_choice(RunConfig(), normals)
-    ids = calibration.fold_ids(len(normals), cfg.folds, cfg.split_seed)
-    oof = crossfit.out_of_fold(cfg, normals, ids, cfg.steps, cfg.grid)
-    _, model = crossfit.fit_normals(cfg, normals, stats)
-    test = scoring.raw_scores(invert(model, standardize(z_te, stats), make_grid(cfg.steps, cfg.grid)))
+    cfg, _, oof, test = default_out_of_fold(normals, z_te)
     maps, rho = oof["map"], cfg.map_pool
     auroc = {}
     for name, pool_mean in (("mean per position", 0.0), ("mean pooled by rho", rho)):
         mean, std = scoring.position_stats(maps, pool=rho, pool_mean=pool_mean)
-        norm = scoring.Normalizer(0, 1, 0, 1, mean, std, rho, pool_mean)
+        norm = scoring.Normalizer(nll_min=0, nll_max=1, diff_min=0, diff_max=1, map_mean=mean, map_std=std,
+                                  map_pool=rho, map_mean_pool=pool_mean)  # only the map's statistics are read
         auroc[name] = round(float(roc_auc_score(labels, scoring.image_score(test, "local-top", norm))), 4)
     moving = scoring.moving_content(maps)
     return {"chosen": cfg.standardize_choice["chosen"], "rho": rho, "moving": round(moving, 4),

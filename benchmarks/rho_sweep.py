@@ -10,6 +10,8 @@ candidate Gaussian forced (rho = 0, 0.2, 0.5, 0.8, 0.9, 1, or one shared Gaussia
 cross-fitted calibration, local-top pooled by that rho, the test part scored (image AUROC). Beside each: the
 held-out NLL `--standardize auto` chooses by (adlib/features/covariance.py) and the synthetic-anomaly AUROC of the
 out-of-fold normals against their feature-space CutPaste copies (adlib/runs/crossfit.py choose_score's criterion).
+The committed rows (session 11) pooled local-top's mean and std by rho alike; a rerun pools the mean only where the
+content moves (scoring.mean_pool, session 12).
 """
 import argparse
 import json

@@ -115,8 +115,10 @@ def moving_content(maps: torch.Tensor, splits: int = 20, seed: int = 0) -> float
 def mean_pool(maps: torch.Tensor, pool: float) -> tuple:
     """(how far the map's per-position mean is pooled, moving_content): `pool` where the content moves (or too
     few maps say), else 0 -- on aligned cells and fixed patterns a position's own mean is what is usual there."""
-    moving = moving_content(maps) if pool > 0 else float("nan")
-    return (pool if pool == 0 or not moving < MOVING else 0.0), moving
+    if pool == 0:
+        return 0.0, float("nan")
+    moving = moving_content(maps)
+    return (0.0 if moving < MOVING else pool), moving  # NaN (too few maps) compares False: pooled
 
 
 def subset(raw: dict, idx) -> dict:
