@@ -7,7 +7,8 @@
 
 Per data set of benchmarks/dev_suite.py, and its `@20` version (20 seeded normal images in all), every method is
 fitted on the same normal images — train and validation together, as cross-fitted calibration uses them — and
-scores the same cached lite0 features (256 px) of the test part:
+scores the same cached features of the test part (lite0 at 256 px, all four stages; `--backbone`, `--image-size`
+and `--stages` change them for every method alike: benchmarks/feature_sweep.py):
 - `default`: what `adlib train` + `adlib evaluate` give with the cpu recipe (`RunConfig()`: standardize auto,
   model standard, local-top whose per-position spread is pooled by the chosen rho and mean too where the content
   moves (scoring.mean_pool), cross-fitted calibration);
@@ -31,7 +32,7 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dev_suite import FEW, SATURATED, build, few_shot  # noqa: E402
-from feature_sets import suite_parts  # noqa: E402
+from feature_sets import channels, suite_parts  # noqa: E402
 
 from adlib.evaluation.baselines import KNN, PaDiM  # noqa: E402
 from adlib.evaluation.scorers import map_scorer  # noqa: E402
@@ -135,24 +136,29 @@ def main():
     ap.add_argument("--root", default="/tmp/adlib-suite")
     ap.add_argument("--out", default="docs/bench/default-suite.jsonl")
     ap.add_argument("--only", default="", help="comma-separated set names (benchmarks/dev_suite.py)")
+    ap.add_argument("--backbone", default="lite0", help="adlib.features.backbone.BACKBONES (all methods use it)")
+    ap.add_argument("--image-size", type=int, default=256, help="backbone input size in pixels (all methods)")
+    ap.add_argument("--stages", default="s2+s4+s8+s16", help="lite0 stages kept (benchmarks/feature_sweep.py)")
     ap.add_argument("--table", nargs="*", help="print the markdown table of these JSON-lines files and stop")
     ap.add_argument("--informative", action="store_true",
                     help="with --table: leave out the sets on which every method scored 1.000 (dev_suite.SATURATED)")
     a = ap.parse_args()
     if a.table:
         return print(table(a.table, SATURATED if a.informative else ()))
-    run_suite(build(a.root), a.out, a.only)
+    run_suite(build(a.root), a.out, a.only, a.backbone, a.image_size, a.stages)
 
 
-def run_suite(sets: dict, out: str, only: str = ""):
+def run_suite(sets: dict, out: str, only: str = "", backbone: str = "lite0", image_size: int = 256,
+              stages: str = "s2+s4+s8+s16"):
     """`evaluate` on each set of {name: SPEC} (all normals, then FEW of them), one JSON line each appended to out."""
-    for name, spec, (z_tr, z_va, z_te, labels, masks) in suite_parts(sets, only):
+    for name, spec, (z_tr, z_va, z_te, labels, masks) in suite_parts(sets, only, backbone, image_size):
         for few in (False, True):
             t0 = time.perf_counter()
-            normals = torch.cat([z_tr, z_va])
+            normals = channels(torch.cat([z_tr, z_va]), backbone, stages)
             normals = few_shot(normals) if few else normals
-            rows, info = evaluate(normals, z_te, labels, masks)
-            line = {"data": name + (f"@{FEW}" if few else ""), "spec": spec, "n_normals": len(normals),
+            rows, info = evaluate(normals, channels(z_te, backbone, stages), labels, masks)
+            line = {"data": name + (f"@{FEW}" if few else ""), "spec": spec, "backbone": backbone, "image_size": image_size, "stages": stages,
+                    "n_normals": len(normals),
                     "n_test": len(z_te), "n_anomalous": int(labels.sum()), "methods": rows, "choice": info,
                     "seconds": round(time.perf_counter() - t0, 1)}
             with open(out, "a") as f:

