@@ -157,9 +157,8 @@ def run_suite(sets: dict, out: str, only: str = "", backbone: str = "lite0", ima
             normals = channels(torch.cat([z_tr, z_va]), backbone, stages)
             normals = few_shot(normals) if few else normals
             rows, info = evaluate(normals, channels(z_te, backbone, stages), labels, masks)
-            line = {"data": name + (f"@{FEW}" if few else ""), "spec": spec, "backbone": backbone, "image_size": image_size, "stages": stages,
-                    "n_normals": len(normals),
-                    "n_test": len(z_te), "n_anomalous": int(labels.sum()), "methods": rows, "choice": info,
+            line = {"data": name + (f"@{FEW}" if few else ""), "spec": spec, "backbone": backbone,
+                    "image_size": image_size, "stages": stages, "n_normals": len(normals), "n_test": len(z_te), "n_anomalous": int(labels.sum()), "methods": rows, "choice": info,
                     "seconds": round(time.perf_counter() - t0, 1)}
             with open(out, "a") as f:
                 f.write(json.dumps(line) + "\n")
