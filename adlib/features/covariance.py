@@ -30,6 +30,7 @@ TARGETS = ("pooled", "identity")
 RHOS = tuple(i / 10 for i in range(11))
 HELD_OUT = 5  # one image in HELD_OUT is held out to score the candidates
 MIN_IMAGES = 5
+RIDGE = 0.01  # added to every candidate's covariance: each eigenvalue >= RIDGE
 
 
 def moments(z: torch.Tensor, window: int = 1):
@@ -58,7 +59,7 @@ def _window_sizes(h, w, k):
     return (F.avg_pool2d(ones, k, 1, k // 2, count_include_pad=True) * k * k).reshape(h * w, 1, 1)
 
 
-def shrink(cov: torch.Tensor, rho, target: str = "pooled", ridge: float = 0.01) -> torch.Tensor:
+def shrink(cov: torch.Tensor, rho, target: str = "pooled", ridge: float = RIDGE) -> torch.Tensor:
     """(1 - rho) S + rho target + ridge I for P x C x C covariances; rho a number or one per position."""
     if target not in TARGETS:
         raise ValueError(f"unknown shrinkage target {target!r}: choose one of {', '.join(TARGETS)}")
@@ -81,7 +82,7 @@ def gaussian_nll(z: torch.Tensor, mean: torch.Tensor, chol: torch.Tensor) -> tor
     return 0.5 * (y.pow(2).sum((0, 1)) + logdet + p * c * math.log(2 * math.pi))
 
 
-def candidates(z: torch.Tensor, rhos=RHOS, ridge: float = 0.01, shared: bool = True):
+def candidates(z: torch.Tensor, rhos=RHOS, ridge: float = RIDGE, shared: bool = True):
     """(name, mean P x C, Sigma P x C x C) of each candidate Gaussian fitted to z, one at a time (module docstring);
     the shared one's Sigma is 1 x C x C (it broadcasts)."""
     grid = z.shape[-1]
@@ -97,7 +98,7 @@ def candidates(z: torch.Tensor, rhos=RHOS, ridge: float = 0.01, shared: bool = T
         yield "shared", m.expand(grid * z.shape[-2], -1), (s + ridge * torch.eye(len(s), dtype=s.dtype))[None]
 
 
-def choose_gaussian(z: torch.Tensor, rhos=RHOS, ridge: float = 0.01, shared: bool = True, seed: int = 0) -> dict:
+def choose_gaussian(z: torch.Tensor, rhos=RHOS, ridge: float = RIDGE, shared: bool = True, seed: int = 0) -> dict:
     """The candidate Gaussian most likely on a held-out fifth of z, refitted on all of z.
 
     Returns {"chosen": name, "rho": float (1.0 for shared), "shared": bool, "held_out_nll": {name: mean NLL
@@ -116,7 +117,7 @@ def choose_gaussian(z: torch.Tensor, rhos=RHOS, ridge: float = 0.01, shared: boo
             "n_held_out": held, **fit_gaussian(z, rho, shared, ridge)}
 
 
-def fit_gaussian(z: torch.Tensor, rho: float, shared: bool = False, ridge: float = 0.01) -> dict:
+def fit_gaussian(z: torch.Tensor, rho: float, shared: bool = False, ridge: float = RIDGE) -> dict:
     """{"mean": P x C, "chol": P x C x C} of one candidate (rho, or the shared Gaussian) fitted to all of z: what
     `choose_gaussian` refits once it has chosen, and what each cross-fitting fold refits with the run's choice."""
     z = z.detach().cpu()

@@ -1,0 +1,76 @@
+"""Full (transductive) conformal decisions from few normals: the rate promised is the rate realised.
+
+A new image u is judged by the closed-form model refitted on the n normals plus u, all n + 1 scored in-sample
+with a normaliser fitted on their n + 1 maps (the Gaussian choice kept from the n, as cross-fitting folds keep it):
+
+    p(u) = #{i in n + 1 : s_i >= s_u} / (n + 1),    flagged when p(u) <= fpr.
+
+The n + 1 images are treated alike, so a normal u exchangeable with the n is flagged with probability
+floor(fpr (n + 1)) / (n + 1) (Vovk et al. 2005; Lei et al. 2018): 1/21 = 4.76 % at n = 20, fpr = 0.05. The
+cross-fitted threshold (crossfit.py) only bounds that rate: on ELPV it realises a fraction of it, because an
+outlying normal scored by a fold model without it sets the threshold (docs/bench/few-shot.md).
+
+Fast path (`standard` eps on `auto` features, the cpu default; `in_sample_maps`): at position p the refit is
+    Sigma_p = c D_p D_p^T + A,   c = (1 - rho) / n,   A = rho S_pooled + ridge I,
+D_p the n + 1 centred features there (C x (n + 1)). The vectors scored are D_p's own columns, so by Woodbury
+their squared Mahalanobis distances are the diagonal of
+    G_p (I + c G_p)^-1,   G_p = D_p^T A^-1 D_p,
+one C x C Cholesky for all positions instead of P of them. `refit_maps` does it the long way, for any closed-form
+model (and tests/test_full_conformal.py holds the two equal).
+"""
+import numpy as np
+import torch
+
+from adlib.features.covariance import RIDGE
+from adlib.features.standardize import standardize
+from adlib.method import scoring
+from adlib.method.inversion import invert, make_grid
+from adlib.runs import crossfit
+
+
+def refit_maps(cfg, both: torch.Tensor) -> torch.Tensor:
+    """Norm maps (m x h x w) of the m images `both`, under the run's model refitted on them (crossfit.fit_normals)."""
+    stats, model = crossfit.fit_normals(cfg, both)
+    return scoring.norm_map(invert(model, standardize(both, stats), make_grid(cfg.steps, cfg.grid)))
+
+
+def has_fast_path(cfg) -> bool:
+    return cfg.standardize == "auto" and bool(cfg.standardize_choice) and \
+        getattr(crossfit.shape_model(cfg), "eps_scale", None) is not None
+
+
+def in_sample_maps(cfg, both: torch.Tensor) -> torch.Tensor:
+    """`refit_maps` in closed form for `standard` on `auto` features (module docstring), in float64."""
+    rho, shared = float(cfg.standardize_choice["rho"]), bool(cfg.standardize_choice["shared"])
+    m, c, h, w = both.shape
+    x = both.double().flatten(2)                                         # m x C x P
+    eye = torch.eye(c, dtype=torch.float64)
+    if shared:  # one mean and one covariance for all m * P vectors
+        d = (x - x.mean((0, 2), keepdim=True)).permute(1, 0, 2).reshape(c, -1)
+        chol = torch.linalg.cholesky(d @ d.T / max(1, d.shape[1] - 1) + RIDGE * eye)
+        dist2 = torch.linalg.solve_triangular(chol, d, upper=False).pow(2).sum(0).reshape(m, h * w)
+    else:
+        d = (x - x.mean(0, keepdim=True)).permute(1, 2, 0)               # C x P x m
+        pooled = d.reshape(c, -1) @ d.reshape(c, -1).T / (h * w * max(1, m - 1))
+        chol = torch.linalg.cholesky(rho * pooled + RIDGE * eye)
+        y = torch.linalg.solve_triangular(chol, d.reshape(c, -1), upper=False).reshape(c, h * w, m)
+        gram = torch.einsum("cpi,cpj->pij", y, y)                        # P x m x m: D_p^T A^-1 D_p
+        k = (1 - rho) / max(1, m - 1)
+        dist2 = torch.linalg.solve(torch.eye(m, dtype=torch.float64) + k * gram, gram).diagonal(dim1=1, dim2=2).T
+    gain = float(invert(crossfit.shape_model(cfg), torch.ones(()), make_grid(cfg.steps, cfg.grid)))
+    return (gain * dist2.clamp_min(0).sqrt()).reshape(m, h, w).float()
+
+
+def in_sample_scores(cfg, z: torch.Tensor, u: torch.Tensor) -> np.ndarray:
+    """Image scores of the n normals z and then u (n + 1 values), each in-sample under the refit on all n + 1."""
+    both = torch.cat([z, u[None]])
+    maps = in_sample_maps(cfg, both) if has_fast_path(cfg) else refit_maps(cfg, both)
+    nll = 0.5 * maps.double().pow(2).flatten(1).sum(1) + 0.5 * both[0].numel() * np.log(2 * np.pi)
+    raw = {"nll": nll.numpy(), "diff": scoring.diff(maps.double()).numpy(), "map": maps}
+    return scoring.image_score(raw, cfg.score, scoring.Normalizer.fit(raw, cfg.map_pool))
+
+
+def p_value(cfg, z: torch.Tensor, u: torch.Tensor) -> float:
+    """p(u): the share of the n + 1 in-sample scores at or above u's (u flagged when p <= fpr)."""
+    s = in_sample_scores(cfg, z, u)
+    return float((s >= s[-1]).mean())
