@@ -57,19 +57,28 @@ def pixel_map(amap: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def latent_scores(x: torch.Tensor) -> dict:
-    """NLL, Diff and the norm map as tensors on x's device, in one pass over x.
+    """NLL, Diff and the norm map as tensors on x's device, in one pass over x (`map_scores`)."""
+    return map_scores(norm_map(x), x.shape[1])
+
+
+def map_scores(amap: torch.Tensor, channels: int) -> dict:
+    """NLL, Diff and the map itself from the norm map of a latent with `channels` channels.
 
     NLL comes from the norm map, since sum_ij A[i,j]^2 = ||x||^2: the same value as `nll(x)` without a
     second (float64) pass over the whole latent."""
-    amap = norm_map(x)
-    nll_ = 0.5 * amap.double().pow(2).flatten(1).sum(1) + 0.5 * x[0].numel() * math.log(2 * math.pi)
+    nll_ = 0.5 * amap.double().pow(2).flatten(1).sum(1) + 0.5 * channels * amap[0].numel() * math.log(2 * math.pi)
     return {"nll": nll_, "diff": diff(amap.double()), "map": amap}
 
 
 def raw_scores(x: torch.Tensor) -> dict:
     """The per-image numbers everything else is built from: `latent_scores` with NLL and Diff as numpy."""
-    s = latent_scores(x)
-    return {"nll": s["nll"].cpu().numpy(), "diff": s["diff"].cpu().numpy(), "map": s["map"]}
+    return raw_map_scores(norm_map(x), x.shape[1])
+
+
+def raw_map_scores(amap: torch.Tensor, channels: int) -> dict:
+    """`raw_scores` from a norm map already made (e.g. a closed-form one, adlib/runs/full_conformal.py)."""
+    s = map_scores(amap, channels)
+    return {"nll": s["nll"].cpu().numpy(), "diff": s["diff"].cpu().numpy(), "map": amap}
 
 
 def position_stats(maps: torch.Tensor, prior: float = PRIOR_IMAGES, pool: float = 0.0,

@@ -21,7 +21,7 @@ model (and tests/test_full_conformal.py holds the two equal).
 import numpy as np
 import torch
 
-from adlib.features.covariance import RIDGE
+from adlib.features.covariance import RIDGE, candidates
 from adlib.features.standardize import standardize
 from adlib.method import scoring
 from adlib.method.inversion import invert, make_grid
@@ -46,8 +46,9 @@ def in_sample_maps(cfg, both: torch.Tensor) -> torch.Tensor:
     x = both.double().flatten(2)                                         # m x C x P
     eye = torch.eye(c, dtype=torch.float64)
     if shared:  # one mean and one covariance for all m * P vectors
-        d = (x - x.mean((0, 2), keepdim=True)).permute(1, 0, 2).reshape(c, -1)
-        chol = torch.linalg.cholesky(d @ d.T / max(1, d.shape[1] - 1) + RIDGE * eye)
+        _, mean, sigma = next(candidates(both, [], RIDGE, shared=True))   # covariance.py's own shared Gaussian
+        d = (x - mean[0][None, :, None]).permute(1, 0, 2).reshape(c, -1)
+        chol = torch.linalg.cholesky(sigma[0])
         dist2 = torch.linalg.solve_triangular(chol, d, upper=False).pow(2).sum(0).reshape(m, h * w)
     else:
         d = (x - x.mean(0, keepdim=True)).permute(1, 2, 0)               # C x P x m
@@ -65,8 +66,7 @@ def in_sample_scores(cfg, z: torch.Tensor, u: torch.Tensor) -> np.ndarray:
     """Image scores of the n normals z and then u (n + 1 values), each in-sample under the refit on all n + 1."""
     both = torch.cat([z, u[None]])
     maps = in_sample_maps(cfg, both) if has_fast_path(cfg) else refit_maps(cfg, both)
-    nll = 0.5 * maps.double().pow(2).flatten(1).sum(1) + 0.5 * both[0].numel() * np.log(2 * np.pi)
-    raw = {"nll": nll.numpy(), "diff": scoring.diff(maps.double()).numpy(), "map": maps}
+    raw = scoring.raw_map_scores(maps, both.shape[1])
     return scoring.image_score(raw, cfg.score, scoring.Normalizer.fit(raw, cfg.map_pool))
 
 
