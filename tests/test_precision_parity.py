@@ -29,7 +29,8 @@ def test_run_features_under_bf16_are_the_fp32_features(monkeypatch):
     seen = {}
     monkeypatch.setattr(run_mod, "extract", lambda *a, **k: (seen.update(k) or torch.zeros(1, 2, 1, 1), ["s"]))
     monkeypatch.setattr(run_mod, "standardize", lambda z, stats: z)
-    fake = type("R", (), {"extractor": None, "device": "cpu", "bit_depth": None, "precision": "bf16", "stats": {}})()
+    fake = type("R", (), {"extractor": None, "device": "cpu", "bit_depth": None, "precision": "bf16", "stats": {},
+                          "raw_features": run_mod.Run.raw_features})()
     run_mod.Run.features(fake, ["s"])
     assert seen["precision"] == "fp32"
 

@@ -28,7 +28,7 @@ def cmd_evaluate(a):
             print(f"wrote {a.json}")
         return
     print_report(evaluate_run(run, data, a.steps, a.grid, a.score, a.transductive, skip_bad=a.skip_bad,
-                               fpr=a.fpr), a.json)
+                               fpr=a.fpr, decision=a.decision), a.json)
 
 
 def cmd_compare(a):
@@ -105,6 +105,9 @@ def add_parsers(sub):
     e.add_argument("--fpr", type=float, help="re-calibrate the threshold at this false-positive rate on the "
                    "validation normals (default: the run's calibration, 0.05)")
     add_precision(e)
+    e.add_argument("--decision", choices=["auto", "threshold", "full-conformal"], default="auto",
+                   help="how test_fpr / test_tpr decide, as `adlib predict --decision` (auto: full-conformal for "
+                        "cross-fitted runs with fewer than 50 normal images, else the threshold)")
     e.add_argument("--json", help="write the report here")
     e.set_defaults(fn=cmd_evaluate)
     c = sub.add_parser("compare", help="InvAD vs reconstruction, PaDiM and kNN on the same features")

@@ -14,11 +14,14 @@ def cmd_train(a):
     run = train_run(replace(cfg, score=a.score) if a.score else cfg, a.out, resume=a.resume, skip_bad=a.skip_bad)
     if PartialState().is_main_process:
         cal = json.loads((run.path / "calibration.json").read_text())
-        print(f"trained {run.cfg.model} on {run.cfg.data} ({run.num_processes} process(es)): {run.path} "
-              f"(threshold {cal['threshold']:.4g}: false-positive rate <= {cal['fpr_guaranteed']:.1%} guaranteed "
-              + (f"from all {cal['n_threshold']} normal images, cross-fitted in {cal['folds']} folds)"
-                 if cal.get("calibration") == "cross-fit" else
-                 f"from {cal['n_threshold']} of {cal['n_val']} normal validation images)"))
+        rule = (f"decisions by full conformal, each new image ranked among all {cal['n_threshold']} normal images: "
+                f"false-positive rate <= {cal['fpr_guaranteed']:.1%} promised, and realised on average"
+                if cal.get("decision") == "full-conformal" else
+                f"threshold {cal['threshold']:.4g}: false-positive rate <= {cal['fpr_guaranteed']:.1%} guaranteed "
+                + (f"from all {cal['n_threshold']} normal images, cross-fitted in {cal['folds']} folds"
+                   if cal.get("calibration") == "cross-fit" else
+                   f"from {cal['n_threshold']} of {cal['n_val']} normal validation images"))
+        print(f"trained {run.cfg.model} on {run.cfg.data} ({run.num_processes} process(es)): {run.path} ({rule})")
         chose = describe(run.cfg, cal.get("normalizer"))
         if chose:  # `--standardize auto`: the Gaussian the held-out likelihood chose, and the score's pooling
             print(chose)

@@ -1,8 +1,10 @@
 """Engines of `adlib predict`: the scoring step of a decoded batch, and how --engine / --onnx choose one.
 
-torch  backbone -> standardise -> S-step inversion -> raw scores -> the calibration's decision (TorchEngine).
+torch  backbone -> standardise -> S-step inversion -> raw scores -> the calibration's decision (TorchEngine):
+       above the threshold, or full conformal (adlib/runs/full_conformal.py: few normals, the default there).
 onnx   the graph `adlib export` wrote, under onnxruntime (OnnxEngine), checked against the run and the
-       settings asked before anything is written (check_graph).
+       settings asked before anything is written (check_graph). It decides by the threshold only, so a
+       full-conformal record is scored by torch (auto) or refused (--engine onnx, --onnx): --decision threshold.
 """
 import json
 from pathlib import Path
@@ -13,8 +15,9 @@ import torch
 from adlib.errors import AdlibError
 from adlib.features.standardize import standardize
 from adlib.method import calibration
+from adlib.runs import full_conformal
 
-LEGACY = {"engine": "torch"}  # what a predict.json written before the setting existed means
+LEGACY = {"engine": "torch", "decision": "threshold"}  # what a predict.json written before the setting existed means
 
 
 class TorchEngine:
@@ -23,10 +26,12 @@ class TorchEngine:
 
     def __init__(self, run, steps, grid, record):
         self.run, self.steps, self.grid, self.record = run, steps, grid, record
+        self._normals = None  # the run's normal features, for full-conformal decisions (loaded once)
 
     @torch.no_grad()
     def __call__(self, images, kept) -> tuple:
-        """(scores float64 (B,), anomalous bool (B,), norm maps B x h x w) of a decoded batch."""
+        """(scores float64 (B,), anomalous bool (B,), norm maps B x h x w, p-values (B,) or None) of a decoded
+        batch: flagged above the threshold, or, for a full-conformal record, at p <= its promised rate."""
         with self.run.backbone_autocast():  # the backbone's precision rule (fp32); Run.scores autocasts the eps-network
             z = self.run.extractor(images.to(self.run.device)).float().cpu()
         bad = ~torch.isfinite(z).flatten(1).all(1)
@@ -35,7 +40,12 @@ class TorchEngine:
                              f"probably corrupt; remove it")
         raw = self.run.scores(standardize(z, self.run.stats), self.steps, self.grid)
         values, flags = calibration.decide(self.record, raw)
-        return values, flags, raw["map"]
+        if not full_conformal.is_conformal(self.record):
+            return values, flags, raw["map"], None
+        if self._normals is None:
+            self._normals = full_conformal.normal_features(self.run)
+        p = full_conformal.p_values(self.run.cfg, self.record, self._normals, z)
+        return values, full_conformal.flags(self.record, p), raw["map"], p
 
 
 class OnnxEngine:
@@ -53,7 +63,7 @@ class OnnxEngine:
         if bad.any():
             raise AdlibError(f"NaN/inf scores for {kept[int(bad.nonzero()[0][0])].path}: the image file is "
                              f"probably corrupt; remove it")
-        return values, values > self.record["threshold"], amap
+        return values, values > self.record["threshold"], amap, None
 
 
 
@@ -64,6 +74,14 @@ def choose_engine(pred, weights: str, fp: str, engine: str, onnx, asked: dict, s
     saved: DIR/predict.json of the predictions being continued ({} if none)."""
     from adlib.deploy.export import default_path
     run = pred.run
+    if full_conformal.is_conformal(pred.record):
+        if onnx is not None or engine == "onnx":
+            raise AdlibError(f"{'--onnx' if onnx is not None else '--engine onnx'}: {run.path} decides by full conformal "
+                             f"(each image ranked among its {pred.record['n_val']} normal images), which an exported "
+                             f"graph cannot do: pass --decision threshold to use the graph's cross-fitted threshold "
+                             f"(it flags fewer), or --engine torch")
+        return TorchEngine(run, pred.steps, pred.grid, pred.record), "--engine torch" if engine == "torch" else \
+            f"auto: full-conformal decisions among {pred.record['n_val']} normal images are made by torch", None
     if onnx is not None:
         return OnnxEngine(check_graph(_scorer(onnx), pred, weights, fp, asked), pred.record), "--onnx", None
     path = default_path(run.path, weights, pred.record)

@@ -20,6 +20,12 @@ Engines (the scoring step of a decoded batch, in adlib/predict_engines.py; --eng
 The engine is part of DIR's identity (predict.json): a rerun with another engine is refused, as with other
 settings.
 
+Decisions (--decision, also part of DIR's identity): `auto` takes the calibration's. A cross-fitted run with fewer
+than 50 normals decides by full conformal (adlib/runs/full_conformal.py): each image is ranked among the normals
+under the model refitted on them and it, and flagged when its p-value (CSV column p_value; threshold left empty)
+is at most the rate promised; that rate is then realised, where the cross-fitted threshold realises a fraction
+of it (docs/bench/few-shot.md). Torch only: `--decision threshold` uses the threshold (and an exported graph).
+
 Names: a single folder's images are named by their path inside it; otherwise by their path relative to the
 folder that holds all the inputs. DIR/maps/<name> is the overlay (a non-PNG name gets `.png` appended); the
 report also shows DIR/thumbs/<name>.jpg (the image) and DIR/heat/<name>.png (the map alone), 256 px.
@@ -43,14 +49,15 @@ from adlib.deploy.report import CSV, HEAT, HOT, MAPS, STATE, THUMBS, heat_pictur
 from adlib.errors import AdlibError
 from adlib.features.cache import decode
 from adlib.files import atomic_path, write_json
+from adlib.runs import full_conformal
 from adlib.runs.choice import describe
 from adlib.runs.run import fingerprint
 
-COLUMNS = ("path", "name", "score", "threshold", "decision", "x", "y", "map")
+COLUMNS = ("path", "name", "score", "threshold", "decision", "x", "y", "map", "p_value")  # p: full conformal only
 # settings that must agree for a rerun to continue DIR (the flag named in the error)
 IDENTITY = {"run": "RUN", "weights": "--weights", "steps": "--steps", "grid": "--grid", "score": "--score",
             "fpr": "--fpr", "maps": "--no-maps", "inputs": "INPUT", "fingerprint": "RUN", "threshold": "--fpr",
-            "engine": "--engine"}
+            "engine": "--engine", "decision": "--decision"}
 ENGINES = ("auto", "torch", "onnx")
 MAP_SIDE, THUMB_SIDE = 512, 256  # longest side of the overlays and of the report's thumbnails and maps, in pixels
 
@@ -130,7 +137,7 @@ class Predictor:
 
     engine: what scores a decoded batch (TorchEngine, the default, or OnnxEngine); settable after creation."""
 
-    def __init__(self, run, steps=None, grid=None, score=None, fpr=None, record=None, engine=None):
+    def __init__(self, run, steps=None, grid=None, score=None, fpr=None, record=None, engine=None, decision="auto"):
         from adlib.method.inversion import make_grid
         self.run = run
         self.steps = run.cfg.steps if steps is None else steps
@@ -141,23 +148,24 @@ class Predictor:
             raise AdlibError(f"--steps {self.steps}: {e}") from None
         if fpr is not None and not 0 < fpr < 1:
             raise AdlibError(f"--fpr {fpr} must be between 0 and 1, e.g. 0.05")
-        self.record = record or run.calibration(self.steps, self.grid, score, fpr)
+        self.record = full_conformal.resolve(run, record or run.calibration(self.steps, self.grid, score, fpr), decision)
         self.score = self.record["score"]
         self.engine = engine or TorchEngine(run, self.steps, self.grid, self.record)
 
     @torch.no_grad()
     def batch(self, paths, skip_bad: bool = False) -> list:
         """One dict per path: path, score, anomalous, x, y (the map's maximum in original pixels), amap (h x w),
-        or, for an undecodable image with skip_bad, path and error."""
+        p (the full-conformal p-value, or None), or, for an undecodable image with skip_bad, path and error."""
         samples = [Sample(p, 0) for p in paths]
         images, kept = decode(samples, self.run.cfg.image_size, skip_bad, self.run.bit_depth)
         rows = {p: {"path": p, "error": "cannot decode"} for p in paths}
         if kept:
-            values, flags, maps = self.engine(images, kept)
-            for s, v, f, amap in zip(kept, values, flags, maps):
+            values, flags, maps, p = self.engine(images, kept)
+            for s, v, f, amap, pv in zip(kept, values, flags, maps, [None] * len(kept) if p is None else p):
                 w, h = upright_size(s.path)
                 i, j = divmod(int(amap.argmax()), amap.shape[1])  # the cell's centre, in original pixels
                 rows[s.path] = {"path": s.path, "score": float(v), "anomalous": bool(f), "amap": amap,
+                                "p": None if pv is None else float(pv),
                                 "x": int((j + 0.5) * w / amap.shape[1]), "y": int((i + 0.5) * h / amap.shape[0])}
         return [rows[p] for p in paths]
 
@@ -192,11 +200,13 @@ class Predictor:
 
 def predict(run, inputs, out, steps=None, grid=None, score=None, fpr=None, batch_size: int = 32,
             skip_bad: bool = False, maps: bool = True, weights: str = None, progress: bool = True,
-            engine: str = "auto", onnx=None) -> dict:
+            engine: str = "auto", onnx=None, decision: str = "auto") -> dict:
     """Score every image in `inputs` into `out` (see the module docstring); returns the summary in predict.json,
     plus `hint` (a line for the user, or None).
 
     engine: auto (default), torch or onnx; onnx: an exported graph to score with (engine onnx).
+    decision: auto (the calibration's: full conformal for few normals, else the threshold), threshold or
+    full-conformal (adlib/runs/full_conformal.py).
     Everything is checked before `out` is created; a rerun continues an interrupted one."""
     out = Path(out)
     if not (isinstance(batch_size, int) and batch_size > 0):
@@ -206,7 +216,7 @@ def predict(run, inputs, out, steps=None, grid=None, score=None, fpr=None, batch
     if onnx is not None and engine == "torch":
         raise AdlibError(f"--onnx {onnx} scores with onnxruntime, --engine torch with torch: give one of them")
     images = find_images(inputs, skip=out)
-    pred = Predictor(run, steps, grid, score, fpr)
+    pred = Predictor(run, steps, grid, score, fpr, decision=decision)
     weights = weights or run.weights
     rec = pred.record
     fp = fingerprint(run, weights)
@@ -214,7 +224,7 @@ def predict(run, inputs, out, steps=None, grid=None, score=None, fpr=None, batch
     pred.engine, reason, hint = choose_engine(pred, weights, fp, engine, onnx, asked, _saved(out))
     state = {"run": str(run.path.resolve()), "fingerprint": fp, "weights": weights,
              "steps": pred.steps, "grid": pred.grid, "score": pred.score, "fpr": rec["fpr"],
-             "threshold": rec["threshold"], "maps": bool(maps), "calibration": rec,
+             "threshold": rec["threshold"], "decision": rec["decision"], "maps": bool(maps), "calibration": rec,
              "inputs": [os.path.abspath(os.path.expanduser(str(i))) for i in inputs],
              "engine": pred.engine.name, "engine_reason": reason,
              "onnx": str(Path(pred.engine.path).resolve()) if pred.engine.name == "onnx" else None,
@@ -286,7 +296,7 @@ def _unreadable(paths) -> list:
 def _write_maps(pred, out: Path, r: dict, name: str, maps: bool) -> list:
     """The image's CSV row, after its overlay, thumbnail and map alone (when maps) are written atomically."""
     if "error" in r:
-        return [r["path"], name, "", "", "skipped", "", "", ""]
+        return [r["path"], name, "", "", "skipped", "", "", "", ""]
     mapped = ""
     if maps:
         mapped = map_name(name)
@@ -297,8 +307,9 @@ def _write_maps(pred, out: Path, r: dict, name: str, maps: bool) -> list:
                               (heat, f"{HEAT}/{name}.png", "PNG")):
             with atomic_path(out / rel) as tmp:
                 pic.save(tmp, fmt)
-    return [r["path"], name, repr(r["score"]), repr(pred.record["threshold"]),
-            "anomalous" if r["anomalous"] else "normal", r["x"], r["y"], mapped]
+    threshold = "" if r["p"] is not None else repr(pred.record["threshold"])  # full conformal: p decides, no threshold
+    return [r["path"], name, repr(r["score"]), threshold,
+            "anomalous" if r["anomalous"] else "normal", r["x"], r["y"], mapped, "" if r["p"] is None else repr(r["p"])]
 
 
 def _done(path: Path) -> set:

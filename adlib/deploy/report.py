@@ -2,9 +2,10 @@
 reading DIR/predictions.csv back (adlib/predict.py writes it).
 
 The page is for looking, not reading: a header in plain words (how many images were flagged, the false-alarm
-rate the threshold does promise), the score histogram of the new images over the good validation images with
-the threshold, the maps' colour bar, then a full-width grid of image | anomaly map | overlay per image (most
-anomalous first; filter by decision, sort, click to enlarge), and the run and options in a closed <details>.
+rate the decisions promise, and the rule: above the threshold, or, with few good images, full conformal), the
+score histogram of the new images over the good validation images with the threshold (none for full conformal),
+the maps' colour bar, then a full-width grid of image | anomaly map | overlay per image (most anomalous first;
+filter by decision, sort, click to enlarge), and the run and options in a closed <details>.
 One self-contained file: inline CSS, SVG and script (adlib/deploy/report_page.py), no request outside DIR
 (pictures are relative links to DIR/thumbs, DIR/heat and DIR/maps).
 """
@@ -68,8 +69,20 @@ def promise(c: dict, le: str = "≤") -> str:
     return f"false alarms on good images {le} {_pct(g)}" + ("" if same else f" (target {_pct(target)})")
 
 
+def conformal_rule(c: dict) -> str:
+    """A full-conformal record's decision in plain words: flagged when more unusual than all (but k) of its normals."""
+    n = c["n_val"]
+    k = int(np.floor(c["fpr_guaranteed"] * (n + 1) + 1e-9)) - 1  # p = (1 + #normals at or above) / (n + 1) <= rate
+    than = f"all {n}" if k <= 0 else f"all but {k} of the {n}"
+    return f"compared with the {n} good images the run was made from, and flagged when more unusual than {than}"
+
+
 def _how_chosen(c: dict) -> str:
     """The threshold's story, from the calibration record."""
+    if c.get("decision") == "full-conformal":
+        return (f"full conformal on the <b>{html.escape(c['score'])}</b> score: each image {conformal_rule(c)} "
+                f"(p-value at most <b>{_pct(c['fpr_guaranteed'])}</b>; rate asked {_pct(c['fpr'])}); the "
+                f"cross-fitted threshold {c['threshold']:.6g} is not used.")
     text = (f"threshold <b>{c['threshold']:.6g}</b> on the <b>{html.escape(c['score'])}</b> score, chosen on "
             f"<b>{c['n_val']}</b> normal validation images for a false-positive rate of at most <b>{_pct(c['fpr'])}</b>")
     g = c.get("fpr_guaranteed")
@@ -97,11 +110,12 @@ def _card(r, out: Path) -> str:
                 _img(r["map"], f"{name}: map over the image") +
                 "<span>image</span><span>anomaly map</span><span>overlay</span></div>")
     score = "" if skipped else f"{r['score']:.6g}"
+    p = "" if r.get("p_value") is None else f" · p {r['p_value']:.3f}"
     where = "could not be read" if skipped else f"max at ({r['x']}, {r['y']})"
     label = {"anomalous": "flagged", "normal": "normal", "skipped": "skipped"}.get(r["decision"], r["decision"])
     return (f'<figure class="card {r["decision"]}" data-score="{score}" data-name="{html.escape(r["name"])}">{pics}'
             f'<figcaption><span class="tag">{label}</span><span class="name" title="{html.escape(r["path"])}">'
-            f'{html.escape(r["name"])}</span><span class="score">score {score or "–"}</span></figcaption>'
+            f'{html.escape(r["name"])}</span><span class="score">score {score or "–"}{p}</span></figcaption>'
             f'<div class="where">{where}</div></figure>')
 
 
@@ -119,21 +133,28 @@ def render(rows: list, state: dict, out: Path = Path(".")) -> str:
     counts = {k: sum(r["decision"] == k for r in rows) for k in ("anomalous", "normal", "skipped")}
     scored = counts["anomalous"] + counts["normal"]
     title = f"{counts['anomalous']} of {scored} images flagged"
+    conformal = c.get("decision") == "full-conformal"
+    rule = (f"Each image is {conformal_rule(c)} (full conformal)." if conformal else
+            "An image is flagged when its score is above the threshold.")
     head = (f"<header><h1><span class=bad>{counts['anomalous']}</span> of {scored} images flagged</h1>"
-            f"<p class=sub>The threshold promises {promise(c)}.</p>"
+            f"<p class=sub>{'This promises' if conformal else 'The threshold promises'} {promise(c)}.</p>"
             + (f"<p class=sub>{counts['skipped']} skipped: the file(s) could not be read.</p>" if counts["skipped"] else "")
             + (f"<p class=note>{html.escape(c['warning'])}</p>" if c.get("warning") else "")
-            + f"<p class=sub style='font-size:.95em'>An image is flagged when its score is above the threshold. How "
-              f"scores and the threshold are made: {_method_link()}.</p></header>")
+            + f"<p class=sub style='font-size:.95em'>{rule} How scores and decisions are made: "
+              f"{_method_link()}.</p></header>")
     new = [r["score"] for r in order if r["score"] is not None]
     flagged = [r["decision"] == "anomalous" for r in order if r["score"] is not None]
     normals = c.get("val_scores") or []
-    hist = histogram_svg(new, flagged, normals, c["threshold"]) if new else "<p>No image could be scored.</p>"
+    hist = histogram_svg(new, flagged, normals, None if conformal else c["threshold"]) if new else \
+        "<p>No image could be scored.</p>"
     legend = (f"<p><b>Anomaly map colours</b>: how unusual each region is, relative to good images (log scale).</p>"
               f"{colour_bar(LUT, HOT)}<p>The ring marks the most unusual spot (red when the image is flagged). "
               f"Click a picture to enlarge it.</p>" if state.get("maps") else "<p>Maps were not drawn (--no-maps).</p>")
     hist_note = (f"<p style='color:#6b7280;font-size:.9em'>Above the axis: the {len(new)} new images (red: flagged). "
-                 f"Below: the {len(normals)} good validation images the threshold was chosen on.</p>")
+                 + (f"Below: the {len(normals)} good images, each scored by a model fitted without it. No threshold "
+                    f"line: each new image is ranked among the good ones under a model refitted with it, so its "
+                    f"decision is not a cut on this axis.</p>" if conformal else
+                    f"Below: the {len(normals)} good validation images the threshold was chosen on.</p>"))
     buttons = "".join(f'<button data-show="{k}" aria-pressed="{str(k == "all").lower()}">{t} ({n})</button>'
                       for k, t, n in (("all", "All", len(rows)), ("anomalous", "Flagged", counts["anomalous"]),
                                       ("normal", "Normal", counts["normal"]), ("skipped", "Skipped", counts["skipped"]))
@@ -163,6 +184,7 @@ def read_predictions(out) -> list:
         rows = list(csv.DictReader(f))
     for r in rows:
         r["score"] = float(r["score"]) if r["score"] else None
+        r["p_value"] = float(r["p_value"]) if r.get("p_value") else None
     return rows
 
 

@@ -66,9 +66,10 @@ shown();
 """
 
 
-def histogram_svg(new: list, anomalous: list, normals: list, threshold: float, bins: int = 28) -> str:
-    """Inline SVG: the new images' scores (bars up, red above the threshold) over the good validation images'
-    (bars down, grey), with the threshold as a dashed line. new/anomalous: scores and decisions; normals: scores."""
+def histogram_svg(new: list, anomalous: list, normals: list, threshold: float = None, bins: int = 28) -> str:
+    """Inline SVG: the new images' scores (bars up, red when flagged) over the good validation images' (bars down,
+    grey), with the threshold as a dashed line (None: decisions by full conformal, no single threshold).
+    new/anomalous: scores and decisions; normals: scores."""
     every = [float(v) for v in [*new, *normals, threshold] if v is not None and np.isfinite(v)]
     lo, hi = min(every), max(every)
     pad = (hi - lo) * 0.04 or max(abs(hi), 1.0) * 0.05
@@ -97,8 +98,8 @@ def histogram_svg(new: list, anomalous: list, normals: list, threshold: float, b
     parts.append(f'<line x1="{L}" x2="{W - R}" y1="{mid + .5}" y2="{mid + .5}" stroke="#374151"/>')
     for v in np.linspace(lo + pad, hi - pad, 5):
         parts.append(f'<text x="{x(v):.1f}" y="{H - 6}" text-anchor="middle" fill="#6b7280">{v:.3g}</text>')
-    tx = x(threshold)
-    parts.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="16" y2="{mid + 92}" stroke="#c62828" stroke-width="2" '
+    tx = None if threshold is None else x(threshold)
+    parts.append("" if tx is None else f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="16" y2="{mid + 92}" stroke="#c62828" stroke-width="2" '
                  f'stroke-dasharray="5 3"/><text x="{tx + 4:.1f}" y="12" fill="#c62828">threshold {threshold:.4g}</text>')
     parts.append(f'<text x="{W - R}" y="26" text-anchor="end" fill="#1f2328">▲ new images ({len(new)})</text>'
                  f'<text x="{W - R}" y="{mid + 18}" text-anchor="end" fill="#6b7280">▼ good validation images '

@@ -246,11 +246,16 @@ def format_table(report) -> str:
 
 
 def at_threshold(m: dict, n_normal: int, n_anomalous: int) -> str:
-    """One line: the row's decisions at its calibrated threshold, on the test images, beside what it promised."""
+    """One line: the row's decisions (at its calibrated threshold, or full conformal), on the test images, beside
+    what it promised."""
     g, target = m.get("fpr_guaranteed"), m.get("threshold_fpr_on_val")
-    promised = "" if g is None else f"; promised on validation normals: <= {g:.1%}" + (
+    conformal = m.get("decision") == "full-conformal"
+    promised = "" if g is None else f"; promised{'' if conformal else ' on validation normals'}: <= {g:.1%}" + (
         f" (target {target:.1%})" if target is not None and abs(g - target) >= 5e-4 else "")
-    return (f"{m['name']} at its calibrated threshold {m['threshold']:.4g}: false-positive rate {m['test_fpr']:.1%} "
+    how = (f"deciding by full conformal among its {m['n_val']} normal images (the decisions alone "
+           f"{m['decision_images_per_second']:.1f} images/s)" if conformal else
+           f"at its calibrated threshold {m['threshold']:.4g}")
+    return (f"{m['name']} {how}: false-positive rate {m['test_fpr']:.1%} "
             f"({round(m['test_fpr'] * n_normal)} of {n_normal} normal test images flagged), detection rate "
             f"(true-positive rate) {m['test_tpr']:.1%} ({round(m['test_tpr'] * n_anomalous)} of {n_anomalous} "
             f"anomalous found){promised}")

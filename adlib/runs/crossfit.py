@@ -151,8 +151,9 @@ def choose_score(raw: dict, folds, candidates=SCORE_CANDIDATES, pool: float = 0.
 
 
 def calibrate(cfg, z_raw: torch.Tensor, steps: int, grid: str, score: str, fpr: float = 0.05) -> dict:
-    """The cross-fitted calibration record of raw features of all n normals (folds seeded by the split seed).
-    score `auto`: chosen by `choose_score` on the same out-of-fold scores; the record keeps it as `score_choice`."""
+    """The cross-fitted calibration record of raw features of all n normals (folds seeded by the split seed); runs
+    add its `decision` (full_conformal.mark: full conformal below calibration.FEW_NORMALS normals). score `auto`:
+    chosen by `choose_score` on the same out-of-fold scores; the record keeps it as `score_choice`."""
     ids = calibration.fold_ids(len(z_raw), cfg.folds, cfg.split_seed)
     raw = out_of_fold(cfg, z_raw, ids, steps, grid, synthetic=score == "auto")
     choice = choose_score(raw, ids, pool=cfg.map_pool) if score == "auto" else None

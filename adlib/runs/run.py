@@ -3,7 +3,8 @@
 RUN/config.json  the RunConfig          RUN/split.json   which file went where
 RUN/stats.safetensors  standardisation  RUN/model, RUN/ema  eps-networks (save_pretrained)
 RUN/loss.csv     iteration,loss,lr      RUN/checkpoint.pt  the resumable training state
-RUN/calibration.json  min-max and threshold fitted on normal validation images
+RUN/calibration.json  min-max and threshold fitted on normal validation images (cross-fitted: on every normal),
+                      and the decision: the threshold, or full conformal below 50 normals (full_conformal.py)
 A closed-form model (`--model gaussian`: fitted, nothing trained) is stored once, in RUN/model, with no ema/,
 loss.csv, snapshots or checkpoint; its `ema` weights are that folder (runs before kept a copy in ema/), and its
 config records iters 0. With fewer normals than about 2C it keeps RUN/normals.safetensors (their raw features)
@@ -32,7 +33,7 @@ from adlib.method import calibration, scoring
 from adlib.method.inversion import invert, make_grid
 from adlib.method.precision import autocast, backbone_autocast, backbone_precision, resolve_precision
 from adlib.models import load_model
-from adlib.runs import crossfit, refit
+from adlib.runs import crossfit, full_conformal, refit
 from adlib.runs.config import RunConfig
 from adlib.runs.memory import resolve_grad_checkpointing
 from adlib.runs.train import atomic_save_pretrained, fit, lr_lambda, pick_device
@@ -83,9 +84,13 @@ class Run:
 
     def features(self, samples, desc="features", skip_bad=False):
         """Standardised features of the samples (cached) and the samples kept."""
-        z, kept = extract(self.extractor, samples, desc=desc, skip_bad=skip_bad, device=self.device,
-                          bit_depth=self.bit_depth, precision=backbone_precision(self.precision))
+        z, kept = self.raw_features(samples, desc, skip_bad)
         return standardize(z, self.stats), kept
+
+    def raw_features(self, samples, desc="features", skip_bad=False):
+        """The backbone's features of the samples (cached), before standardisation, and the samples kept."""
+        return extract(self.extractor, samples, desc=desc, skip_bad=skip_bad, device=self.device,
+                       bit_depth=self.bit_depth, precision=backbone_precision(self.precision))
 
     def set_precision(self, precision: str = None) -> "Run":
         """Score with fp32 or bf16 from now on (None: the default for the run's device)."""
@@ -125,8 +130,8 @@ class Run:
                     and "fpr_guaranteed" in saved and (fpr is None or saved["fpr"] == fpr):
                 return {**saved, "source": str(path)}
         if self.cfg.calibration == "cross-fit":  # every normal image, each scored by models fitted without it
-            record = crossfit.calibrate(self.cfg, crossfit.normal_features(self), steps, grid, score,
-                                        0.05 if fpr is None else fpr)
+            record = full_conformal.mark(self.cfg, crossfit.calibrate(self.cfg, crossfit.normal_features(self), steps,
+                                                                      grid, score, 0.05 if fpr is None else fpr))
             return {**record, "source": "cross-fitted now on the run's normal images"}
         if z_val is None:
             data = with_val_share(load_spec(self.cfg.data, self.cfg.split_seed), self.cfg.val_share, self.cfg.split_seed)
@@ -327,7 +332,8 @@ def calibrate(run: Run, z_val, fpr: float = 0.05, z_normals=None) -> dict:
     features of every normal (`z_normals`, adlib/runs/crossfit.py), or split over the standardised validation
     features `z_val`; warns, once, when the images are few (what can be promised, what it costs)."""
     if run.cfg.calibration == "cross-fit":
-        cal = crossfit.calibrate(run.cfg, z_normals, run.cfg.steps, run.cfg.grid, run.cfg.score, fpr)
+        cal = full_conformal.mark(run.cfg, crossfit.calibrate(run.cfg, z_normals, run.cfg.steps, run.cfg.grid,
+                                                              run.cfg.score, fpr))
     else:
         cal = {"steps": run.cfg.steps, "grid": run.cfg.grid,
                **calibration.fit(run.scores(z_val), run.cfg.score, fpr, seed=run.cfg.split_seed, pool=run.cfg.map_pool)}

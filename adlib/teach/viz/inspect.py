@@ -79,9 +79,11 @@ class PredictionExplorer:
             return {}
         r = self.rows[self.image.value]
         self.picture.value = (self.out / r["map"]).read_bytes() if r["map"] else b""
+        made = (f"{r['decision']} by full conformal, p = {r['p_value']:.3f}" if r.get("p_value") is not None
+                else f"{r['decision']} at {self.record['threshold']:.4g}")
         self.info.value = (f"<b>{r['name']}</b><br>score {r['score']:.4g}: <b>{self.decision(r['score'])}</b> at "
-                           f"threshold {self.threshold.value:.4g} (calibrated: {r['decision']} at "
-                           f"{self.record['threshold']:.4g})<br>map maximum at (x, y) = ({r['x']}, {r['y']})")
+                           f"threshold {self.threshold.value:.4g} (calibrated: {made})<br>map maximum at (x, y) = "
+                           f"({r['x']}, {r['y']})")
         return r
 
     def on_threshold(self, change=None) -> dict:
