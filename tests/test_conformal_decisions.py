@@ -137,3 +137,19 @@ def test_evaluate_on_other_data_ranks_its_images_among_the_runs_normals(few_run,
     assert row["n_val"] == 24
     fitted = evaluate_run(few_run, data, n_timing=4, decision="threshold")["methods"][0]
     assert fitted["decision"] == "threshold" and "validation normals of folder:" in fitted["calibration"]
+
+
+def test_a_run_saved_before_decisions_keeps_the_threshold_on_other_data(few_run, mini, tmp_path):
+    import shutil
+
+    from adlib.data import load_spec
+    from adlib.evaluation.evaluate import evaluate_run
+    old = tmp_path / "old"
+    shutil.copytree(few_run.path, old)
+    cal = json.loads((old / calibration.FILE).read_text())
+    del cal["decision"]
+    (old / calibration.FILE).write_text(json.dumps(cal))
+    bad = next(p for p in sorted((mini / "test").iterdir()) if p.name != "good")
+    data = load_spec(f"folder:{mini / 'test' / 'good'}:{bad}", few_run.cfg.split_seed)
+    row = evaluate_run(Run(old), data, n_timing=4)["methods"][0]
+    assert row["decision"] == "threshold" and "validation normals of folder:" in row["calibration"]

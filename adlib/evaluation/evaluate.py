@@ -9,6 +9,7 @@ threshold is never applied to test-scaled scores. test_fpr / test_tpr are the de
 deciding by full conformal ranks the images of any data among its own normals, as predict does, so other data
 then needs no validation normals of its own.
 """
+import json
 import time
 
 import numpy as np
@@ -81,7 +82,6 @@ def _own_normals(run, data) -> bool:
     """Whether data's normals are the run's (another protocol half, e.g. elpv:poly:test of an elpv:poly run), or,
     for a cross-fitted run, among them: its validation images were then fitted on, and only the run's
     cross-fitted calibration is out of sample for them."""
-    import json
     try:
         split = json.loads((run.path / "split.json").read_text())
     except (OSError, ValueError):
@@ -95,6 +95,16 @@ def _conformal_own(run, steps, grid, score, fpr, decision, transductive):
     """The run's own calibration when it decides by full conformal (ranks among its normals, on any data), else None."""
     if decision == "threshold" or transductive or not full_conformal.possible(run.cfg):
         return None
+    if decision == "auto" and _saved_decision(run) != full_conformal.DECISION:  # no cross-fitting again to learn it
+        return None
     own = full_conformal.resolve(run, run.calibration(steps, grid, score, fpr), decision)
     return {**own, "source": f"{own['source']}: ranked among the run's normals, as `adlib predict` decides"} \
         if full_conformal.is_conformal(own) else None
+
+
+def _saved_decision(run):
+    """The decision in RUN/calibration.json (None when absent or unreadable)."""
+    try:
+        return json.loads((run.path / calibration.FILE).read_text()).get("decision")
+    except (OSError, ValueError):
+        return None
