@@ -10,13 +10,13 @@ OUT as folders, so the kit's own CLI can be run on them as a user would (docs/be
 Counts of flagged images per folder: `python benchmarks/few_shot_user.py --out /tmp/demo --count pred pred-thr`.
 """
 import argparse
-import csv
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from adlib.data import load_spec
+from adlib.deploy.report import read_predictions
 
 
 def make(out: Path, seed: int = 2026):
@@ -33,8 +33,7 @@ def make(out: Path, seed: int = 2026):
 
 
 def count(out: Path, folder: str):
-    with open(out / folder / "predictions.csv", newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_predictions(out / folder)
     flagged = {k: sum(r["decision"] == "anomalous" for r in rows if r["name"].startswith(k + "/")) for k in ("good", "bad")}
     total = {k: sum(r["name"].startswith(k + "/") for r in rows) for k in ("good", "bad")}
     print(f"{folder}: {flagged['good']} of {total['good']} good flagged, {flagged['bad']} of {total['bad']} defective")

@@ -16,8 +16,9 @@ Full conformal (adlib/runs/full_conformal.py): a new image u is judged by the `c
 normals plus u, all N + 1 scored in-sample, u flagged when p(u) = #{i in N + 1 : s_i >= s_u} / (N + 1) <= the
 rate promised (the kit's rule, full_conformal.flags: fpr, or 1/(N + 1) when N + 1 < 1/fpr); a normal u
 exchangeable with the N is flagged with probability 1/21 = 4.76 % at N = 20, fpr 0.05, the rate the cross-fitted
-threshold promises. `adlib predict` decides this way below 50 normals (kit_decides in each line). Its price: one refit per judged image (closed form: Woodbury, one C x C
-Cholesky), and no fixed threshold on the deployed score (a report's threshold line would not decide).
+threshold promises. `adlib predict` decides this way below 50 normals (kit_decides in each line). Its price: one
+refit per judged image (closed form: Woodbury, one C x C Cholesky), and no fixed threshold on the deployed score
+(a report's threshold line would not decide).
 
 Per draw of N good ELPV poly cells (few_shot.py's draws, seed 1000 N + d, from `elpv:poly:dev`'s pool as
 robust_normaliser.py; or, `--dataset cloud`, of the generated tex-cloud texture's 60 normals, its test part's
@@ -52,7 +53,7 @@ def one(cfg0, z: torch.Tensor, normals: torch.Tensor, anomalous: torch.Tensor) -
     cal = full_conformal.mark(cfg, crossfit.calibrate(cfg, z, cfg.steps, cfg.grid, cfg.score, FPR))
     norm = scoring.Normalizer(**cal["normalizer"])
     t0 = time.perf_counter()
-    p = {k: np.array([full_conformal.p_value(cfg, z, x) for x in imgs]) for k, imgs in (("normal", normals), ("anomalous", anomalous))}
+    p = {k: full_conformal.p_values(cfg, cal, z, imgs) for k, imgs in (("normal", normals), ("anomalous", anomalous))}
     seconds = (time.perf_counter() - t0) / (len(normals) + len(anomalous))
     flag = {k: test_scores(cfg, stats, model, imgs, norm) > cal["threshold"]
             for k, imgs in (("normal", normals), ("anomalous", anomalous))}

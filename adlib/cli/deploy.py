@@ -5,7 +5,7 @@ from pathlib import Path
 from adlib.cli.common import add_precision, check_steps
 from adlib.deploy import OPSET
 from adlib.errors import AdlibError
-from adlib.method import SCORES
+from adlib.method import DECISIONS, SCORES
 
 
 def add_parsers(sub):
@@ -39,7 +39,7 @@ def add_predict_parser(sub):
                         "that graph exists and onnxruntime is installed, else torch")
     p.add_argument("--onnx", metavar="FILE", help="score with this graph from `adlib export` (engine onnx); it must "
                    "match the run and the settings")
-    p.add_argument("--decision", choices=["auto", "threshold", "full-conformal"], default="auto",
+    p.add_argument("--decision", choices=DECISIONS, default="auto",
                    help="how an image is flagged: threshold (its score above the calibrated threshold) or "
                         "full-conformal (ranked among the run's normal images under the model refitted with it: the "
                         "promised false-positive rate is the one realised; torch only, ~0.06 s an image at 20 normals); "
@@ -50,6 +50,7 @@ def add_predict_parser(sub):
 def cmd_predict(a):
     from adlib.deploy.predict import predict
     from adlib.deploy.report import promise
+    from adlib.runs.full_conformal import is_conformal
     if a.batch_size <= 0:
         raise AdlibError(f"--batch-size {a.batch_size} must be positive")
     if a.onnx is not None and a.engine == "torch":
@@ -73,7 +74,7 @@ def cmd_predict(a):
           + (f"; scored {s['scored_now']} now at {speed:.1f} images/s{skipped_now}" if speed else
              f"; none scored now{skipped_now}" if skipped_now else "; nothing left to score")
           + (f" (full conformal among {c['n_val']} normal images on {c['score']}: {promise(c, '<=')}); "
-             if c.get("decision") == "full-conformal" else
+             if is_conformal(c) else
              f" (threshold {c['threshold']:.4g} on {c['score']}: {promise(c, '<=')}); ")
           + f"wrote {a.out}/predictions.csv, report.html")
 
@@ -112,6 +113,7 @@ def cmd_export(a):
         raise AdlibError(f"--fpr {a.fpr} must be between 0 and 1, e.g. 0.05")
     require(a.exporter)  # onnx, onnxruntime (and onnxscript), before the run is opened: the fix is one pip install
     from adlib.deploy.export import export_onnx
+    from adlib.runs.full_conformal import is_conformal
     from adlib.runs.run import Run
     run = Run(a.run_dir, a.weights, "cpu")
     if a.steps is not None:
@@ -122,7 +124,8 @@ def cmd_export(a):
         if out.exists() and not a.overwrite:
             raise AdlibError(f"{out} exists (this run's graph for these settings, which `adlib predict` uses): "
                              f"pass --overwrite to replace it")
-    if record.get("decision") == "full-conformal":
+    conformal = is_conformal(record)
+    if conformal:
         from adlib.errors import warn
         warn(f"{run.path} decides by full conformal (each image ranked among its {record['n_val']} normal images), "
              f"which one graph cannot do: the graph flags above the cross-fitted threshold {record['threshold']:.4g}, "
@@ -134,7 +137,7 @@ def cmd_export(a):
     m = r["metadata"]
     size = int(m["image_size"])
     used = "" if a.out is not None else "; `adlib predict --decision threshold` uses it" \
-        if record.get("decision") == "full-conformal" else "; `adlib predict` uses it (--engine auto)"
+        if conformal else "; `adlib predict` uses it (--engine auto)"
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {r['seconds']:.0f} s): input images float32 "
           f"B x 3 x {size} x {size} in [0, 1]; outputs score, map ({size // 16} x {size // 16}), pixel_map; "
           f"{m['score']} score, S={m['steps']} {m['grid']} grid, anomalous above {float(m['threshold']):.4g} "

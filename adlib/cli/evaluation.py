@@ -6,7 +6,7 @@ from adlib.cli.common import (BACKBONE_CHOICES, MODEL_PRESETS, SPEC_HELP, add_pr
                               config_from_args, int_list, print_report, train_options)
 from adlib.errors import AdlibError
 from adlib.files import write_json
-from adlib.method import SCORES
+from adlib.method import DECISIONS, SCORES
 
 
 def cmd_evaluate(a):
@@ -105,7 +105,7 @@ def add_parsers(sub):
     e.add_argument("--fpr", type=float, help="re-calibrate the threshold at this false-positive rate on the "
                    "validation normals (default: the run's calibration, 0.05)")
     add_precision(e)
-    e.add_argument("--decision", choices=["auto", "threshold", "full-conformal"], default="auto",
+    e.add_argument("--decision", choices=DECISIONS, default="auto",
                    help="how test_fpr / test_tpr decide, as `adlib predict --decision` (auto: full-conformal for "
                         "cross-fitted runs with fewer than 50 normal images, else the threshold)")
     e.add_argument("--json", help="write the report here")

@@ -8,6 +8,7 @@ from adlib.method import SCORES
 
 def cmd_train(a):
     from adlib.runs.choice import describe
+    from adlib.runs.full_conformal import is_conformal
     from adlib.runs.run import train_run
     from accelerate import PartialState
     cfg = config_from_args(a)
@@ -16,7 +17,7 @@ def cmd_train(a):
         cal = json.loads((run.path / "calibration.json").read_text())
         rule = (f"decisions by full conformal, each new image ranked among all {cal['n_threshold']} normal images: "
                 f"false-positive rate <= {cal['fpr_guaranteed']:.1%} promised, and realised on average"
-                if cal.get("decision") == "full-conformal" else
+                if is_conformal(cal) else
                 f"threshold {cal['threshold']:.4g}: false-positive rate <= {cal['fpr_guaranteed']:.1%} guaranteed "
                 + (f"from all {cal['n_threshold']} normal images, cross-fitted in {cal['folds']} folds"
                    if cal.get("calibration") == "cross-fit" else

@@ -19,6 +19,7 @@ import numpy as np
 
 from adlib.deploy.report_page import CSS, SCRIPT, colour_bar, details_table, histogram_svg
 from adlib.files import atomic_write_text
+from adlib.runs.full_conformal import is_conformal
 
 CSV, STATE, REPORT, MAPS, THUMBS, HEAT = "predictions.csv", "predict.json", "report.html", "maps", "thumbs", "heat"
 HOT = 8.0  # overlay colour, on a log scale: clear at the normal images' typical ||x_T[:, i, j]||, full at HOT x it
@@ -79,7 +80,7 @@ def conformal_rule(c: dict) -> str:
 
 def _how_chosen(c: dict) -> str:
     """The threshold's story, from the calibration record."""
-    if c.get("decision") == "full-conformal":
+    if is_conformal(c):
         return (f"full conformal on the <b>{html.escape(c['score'])}</b> score: each image {conformal_rule(c)} "
                 f"(p-value at most <b>{_pct(c['fpr_guaranteed'])}</b>; rate asked {_pct(c['fpr'])}); the "
                 f"cross-fitted threshold {c['threshold']:.6g} is not used.")
@@ -133,7 +134,7 @@ def render(rows: list, state: dict, out: Path = Path(".")) -> str:
     counts = {k: sum(r["decision"] == k for r in rows) for k in ("anomalous", "normal", "skipped")}
     scored = counts["anomalous"] + counts["normal"]
     title = f"{counts['anomalous']} of {scored} images flagged"
-    conformal = c.get("decision") == "full-conformal"
+    conformal = is_conformal(c)
     rule = (f"Each image is {conformal_rule(c)} (full conformal)." if conformal else
             "An image is flagged when its score is above the threshold.")
     head = (f"<header><h1><span class=bad>{counts['anomalous']}</span> of {scored} images flagged</h1>"

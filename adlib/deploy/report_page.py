@@ -99,8 +99,10 @@ def histogram_svg(new: list, anomalous: list, normals: list, threshold: float = 
     for v in np.linspace(lo + pad, hi - pad, 5):
         parts.append(f'<text x="{x(v):.1f}" y="{H - 6}" text-anchor="middle" fill="#6b7280">{v:.3g}</text>')
     tx = None if threshold is None else x(threshold)
-    parts.append("" if tx is None else f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="16" y2="{mid + 92}" stroke="#c62828" stroke-width="2" '
-                 f'stroke-dasharray="5 3"/><text x="{tx + 4:.1f}" y="12" fill="#c62828">threshold {threshold:.4g}</text>')
+    if tx is not None:
+        parts.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="16" y2="{mid + 92}" stroke="#c62828" stroke-width="2" '
+                     f'stroke-dasharray="5 3"/><text x="{tx + 4:.1f}" y="12" fill="#c62828">threshold {threshold:.4g}'
+                     f'</text>')
     parts.append(f'<text x="{W - R}" y="26" text-anchor="end" fill="#1f2328">▲ new images ({len(new)})</text>'
                  f'<text x="{W - R}" y="{mid + 18}" text-anchor="end" fill="#6b7280">▼ good validation images '
                  f'({len(normals)})</text><text x="{L - 4}" y="{H - 4}" text-anchor="end" fill="#6b7280">score</text></svg>')

@@ -25,6 +25,7 @@ from adlib.evaluation.scorers import invad_scorer, map_scorer, reconstruction_sc
 from adlib.evaluation.select import rank_settings
 from adlib.evaluation.speed_table import time_heads
 from adlib.evaluation.timing import interleaved, rate_summary, timed
+from adlib.runs.full_conformal import is_conformal
 from adlib.features.cache import decode
 from adlib.features.standardize import standardize, unstandardize
 from adlib.method import calibration, scoring
@@ -249,7 +250,7 @@ def at_threshold(m: dict, n_normal: int, n_anomalous: int) -> str:
     """One line: the row's decisions (at its calibrated threshold, or full conformal), on the test images, beside
     what it promised."""
     g, target = m.get("fpr_guaranteed"), m.get("threshold_fpr_on_val")
-    conformal = m.get("decision") == "full-conformal"
+    conformal = is_conformal(m)
     promised = "" if g is None else f"; promised{'' if conformal else ' on validation normals'}: <= {g:.1%}" + (
         f" (target {target:.1%})" if target is not None and abs(g - target) >= 5e-4 else "")
     how = (f"deciding by full conformal among its {m['n_val']} normal images (the decisions alone "

@@ -6,3 +6,4 @@ models below it; nothing above. The schedule (T, abar) is one floor lower still,
 because the closed-form Gaussian eps needs it too."""
 
 SCORES = ("nll", "diff", "combined", "local-max", "local-top", "max")  # image scores; here so the CLI need not import torch
+DECISIONS = ("auto", "threshold", "full-conformal")  # --decision (adlib/runs/full_conformal.py); here for the same reason

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from adlib.errors import AdlibError
 from adlib.features.covariance import RIDGE, candidates
 from adlib.features.standardize import standardize
-from adlib.method import calibration, scoring
+from adlib.method import DECISIONS, calibration, scoring
 from adlib.method.inversion import invert, make_grid
 from adlib.runs import crossfit, refit
 
@@ -87,8 +87,7 @@ def p_value(cfg, z: torch.Tensor, u: torch.Tensor) -> float:
     return float((s >= s[-1]).mean())
 
 
-DECISION, THRESHOLD = "full-conformal", "threshold"
-DECISIONS = ("auto", THRESHOLD, DECISION)
+_, THRESHOLD, DECISION = DECISIONS  # "auto", "threshold", "full-conformal"
 
 
 def possible(cfg) -> bool:
